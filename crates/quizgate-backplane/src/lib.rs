@@ -1,0 +1,129 @@
+//! The backplane holds the truth about every quiz (the store) and carries each
+//! quiz's events to the nodes whose players need them (the bus). [`Backplane`] is
+//! the one interface the gateway uses; [`MemoryBackplane`] implements it inside
+//! one process (the embedded default) and a Redis implementation makes the
+//! cluster. Events reach the node through its [`EventSink`], in sequence order
+//! per quiz.
+//!
+//! Architecture invariant: this crate knows nothing of WebSockets or frames;
+//! only it names Redis.
+
+mod clock;
+mod error;
+mod memory;
+mod token;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use quizgate_domain::{AnswerOutcome, CommandOutcome, HostCommand, JoinCode, JoinRefused, Millis, PlayerId, QuizDefinition, QuizSnapshot, Sequenced};
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::BackplaneError;
+pub use memory::{MemoryBackplane, MemoryConfig};
+pub use token::SessionToken;
+
+pub type Result<T, E = BackplaneError> = std::result::Result<T, E>;
+
+/// Receives every event of the quizzes a node subscribed to.
+pub trait EventSink: Send + Sync + 'static {
+    /// Called once per event, in sequence order for each quiz. Must not block:
+    /// it runs on the backplane's delivery path.
+    fn deliver(&self, quiz: &JoinCode, event: Arc<Sequenced>);
+}
+
+/// A quiz just created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedQuiz {
+    pub code: JoinCode,
+    pub host_token: String,
+}
+
+/// A player's seat in a quiz, with the snapshot it starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub code: JoinCode,
+    pub player_id: PlayerId,
+    pub token: String,
+    pub snapshot: QuizSnapshot,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinResult {
+    Joined(Session),
+    Refused(JoinRefused),
+    NotFound,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResumeResult {
+    /// `missed` holds every event after the client's `last_seq` up to
+    /// `session.snapshot.seq`, in order; `None` if the log no longer reaches back
+    /// that far and the client must start again from the snapshot.
+    Resumed { session: Session, missed: Option<Vec<Arc<Sequenced>>> },
+    /// The token names no player of a live quiz, or its secret is wrong.
+    InvalidToken,
+}
+
+/// What one periodic check of a quiz found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tick {
+    Published,
+    Nothing,
+    /// The quiz no longer exists (expired).
+    Gone,
+}
+
+/// The store and the bus, as one node sees them. Every method is atomic for its
+/// quiz: two nodes calling at once see one happen before the other.
+#[async_trait]
+pub trait Backplane: Send + Sync + 'static {
+    /// Stores a new quiz under a fresh join code. `def` must be valid.
+    async fn create_quiz(&self, def: QuizDefinition) -> Result<CreatedQuiz>;
+
+    /// The quiz's definition; immutable, so callers may cache it.
+    async fn definition(&self, code: &JoinCode) -> Result<Option<Arc<QuizDefinition>>>;
+
+    /// Admits a player. `nickname` must be valid (see `validate_nickname`).
+    async fn join(&self, code: &JoinCode, nickname: &str) -> Result<JoinResult>;
+
+    /// Checks a session token and returns the player's seat and what it missed.
+    async fn resume(&self, token: &SessionToken, last_seq: u64) -> Result<ResumeResult>;
+
+    /// Checks a host token; `None` if it is wrong or the quiz does not exist.
+    async fn host(&self, code: &JoinCode, token: &str) -> Result<Option<QuizSnapshot>>;
+
+    /// `None` if the quiz does not exist.
+    async fn command(&self, code: &JoinCode, cmd: HostCommand) -> Result<Option<CommandOutcome>>;
+
+    /// Scores an answer by the backplane's clock. `None` if the quiz or the
+    /// player does not exist.
+    async fn answer(&self, code: &JoinCode, player: PlayerId, question: u16, choice: u8) -> Result<Option<AnswerOutcome>>;
+
+    /// Closes question `index` if its deadline has passed; exactly one caller
+    /// across the cluster gets `true`.
+    async fn close_if_due(&self, code: &JoinCode, index: u16) -> Result<bool>;
+
+    /// Publishes a leaderboard if scores or players changed and the coalescing
+    /// interval has passed since the last one.
+    async fn leaderboard_if_due(&self, code: &JoinCode) -> Result<Tick>;
+
+    /// Every player's score, highest first; `None` if the quiz does not exist.
+    async fn scores(&self, code: &JoinCode) -> Result<Option<Vec<(PlayerId, u64)>>>;
+
+    /// Starts delivering the quiz's events to this node's sink. Returns once
+    /// delivery is guaranteed for every event published afterwards.
+    async fn subscribe(&self, code: &JoinCode) -> Result<()>;
+
+    /// Stops delivering the quiz's events to this node.
+    async fn unsubscribe(&self, code: &JoinCode) -> Result<()>;
+
+    /// Removes quizzes that have been idle too long; returns what it removed.
+    async fn expire(&self) -> Result<Vec<JoinCode>>;
+
+    /// Whether the backplane can serve requests now (for `/readyz`).
+    fn is_ready(&self) -> bool;
+
+    /// The clock that decides deadlines and scores.
+    fn now_ms(&self) -> Millis;
+}

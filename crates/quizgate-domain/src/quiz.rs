@@ -1,0 +1,569 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::nickname::nickname_key;
+use crate::{rank_of, score, CloseReason, Event, Millis, PlayerId, QuizDefinition, Sequenced, Standing, LEADERBOARD_SIZE};
+
+/// Most players one quiz admits.
+pub const MAX_PLAYERS: u32 = 200_000;
+
+/// Where a quiz stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Open for joining; no question asked yet.
+    Lobby,
+    /// A question is open for answers.
+    Question,
+    /// The last question is closed and its answer shown; the host moves on.
+    Reveal,
+    /// Final standings are out; nothing changes any more.
+    Ended,
+}
+
+/// The question being asked or just revealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrentQuestion {
+    pub index: u16,
+    pub started_ms: Millis,
+    pub deadline_ms: Millis,
+    pub answered: u32,
+    pub distribution: Vec<u32>,
+}
+
+/// What a player's answer to one question earned. Kept so that a retried answer
+/// is acknowledged again with the same result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerRecord {
+    pub choice: u8,
+    pub points: u32,
+    /// The player's total right after this answer was scored.
+    pub total: u64,
+}
+
+/// The result of an answer. Expected outcomes are values, not errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerOutcome {
+    Accepted(AnswerRecord),
+    /// This player already answered this question; here is the first answer's result.
+    Duplicate(AnswerRecord),
+    /// The question's deadline has passed, or it was closed early.
+    Late,
+    /// No question with that index is open (the quiz is in the lobby, has ended,
+    /// or the index is of a question not yet asked).
+    WrongPhase,
+    /// The choice is not one of the question's choices.
+    InvalidChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostCommand {
+    /// Lobby → first question.
+    Start,
+    /// Reveal → next question, or to the end after the last one.
+    Next,
+    /// Close the open question now.
+    Skip,
+    /// End the quiz from any phase.
+    End,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandOutcome {
+    Done,
+    WrongPhase,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinRefused {
+    NicknameTaken,
+    QuizEnded,
+    QuizFull,
+}
+
+/// A player's own view, part of its snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlayerView {
+    pub player_id: PlayerId,
+    pub nickname: String,
+    pub score: u64,
+    pub rank: u32,
+    /// This player's answer to the current question, if it gave one.
+    pub answer: Option<AnswerRecord>,
+}
+
+/// Everything a client needs to draw the quiz from scratch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuizSnapshot {
+    pub phase: Phase,
+    pub question_count: u16,
+    /// The open question (phase `question`) or the one just revealed (phase `reveal`).
+    pub question: Option<CurrentQuestion>,
+    pub players: u32,
+    pub top: Vec<Standing>,
+    /// The sequence number of the last event included in this snapshot.
+    pub seq: u64,
+    pub you: Option<PlayerView>,
+}
+
+#[derive(Debug, Clone)]
+struct Player {
+    nickname: String,
+    score: u64,
+}
+
+/// One quiz's whole state, the rules that change it, and its event sequence.
+///
+/// Every state change that players must hear about appends [`Sequenced`] events
+/// to the `out` vector passed in; the caller publishes them in order.
+#[derive(Debug, Clone)]
+pub struct Quiz {
+    def: Arc<QuizDefinition>,
+    phase: Phase,
+    current: Option<CurrentQuestion>,
+    /// `players[id - 1]`
+    players: Vec<Player>,
+    nicknames: HashMap<String, PlayerId>,
+    answers: HashMap<(PlayerId, u16), AnswerRecord>,
+    seq: u64,
+    leaderboard_dirty: bool,
+    leaderboard_ms: Option<Millis>,
+}
+
+// === impl Quiz ===
+
+impl Quiz {
+    /// A new quiz in the lobby. `def` must have passed [`QuizDefinition::validate`].
+    pub fn new(def: Arc<QuizDefinition>) -> Self {
+        Self {
+            def,
+            phase: Phase::Lobby,
+            current: None,
+            players: Vec::new(),
+            nicknames: HashMap::new(),
+            answers: HashMap::new(),
+            seq: 0,
+            leaderboard_dirty: false,
+            leaderboard_ms: None,
+        }
+    }
+
+    pub fn definition(&self) -> &Arc<QuizDefinition> {
+        &self.def
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    pub fn player_count(&self) -> u32 {
+        self.players.len() as u32
+    }
+
+    pub fn has_player(&self, id: PlayerId) -> bool {
+        id >= 1 && (id as usize) <= self.players.len()
+    }
+
+    /// Admits a player. `nickname` must have passed [`crate::validate_nickname`].
+    /// Joining is open until the quiz ends; a late joiner starts at 0 points.
+    pub fn join(&mut self, nickname: &str) -> Result<PlayerId, JoinRefused> {
+        if self.phase == Phase::Ended {
+            return Err(JoinRefused::QuizEnded);
+        }
+        if self.players.len() as u32 >= MAX_PLAYERS {
+            return Err(JoinRefused::QuizFull);
+        }
+        let key = nickname_key(nickname);
+        if self.nicknames.contains_key(&key) {
+            return Err(JoinRefused::NicknameTaken);
+        }
+        self.players.push(Player { nickname: nickname.to_owned(), score: 0 });
+        let id = self.players.len() as PlayerId;
+        self.nicknames.insert(key, id);
+        self.leaderboard_dirty = true;
+        Ok(id)
+    }
+
+    pub fn command(&mut self, cmd: HostCommand, now: Millis, out: &mut Vec<Sequenced>) -> CommandOutcome {
+        match (cmd, self.phase) {
+            (HostCommand::Start, Phase::Lobby) => self.ask(0, now, out),
+            (HostCommand::Next, Phase::Reveal) => {
+                let next = self.current.as_ref().map_or(0, |q| q.index + 1);
+                if usize::from(next) < self.def.questions.len() {
+                    self.ask(next, now, out);
+                } else {
+                    self.end(now, out);
+                }
+            }
+            (HostCommand::Skip, Phase::Question) => self.close(CloseReason::Skipped, now, out),
+            (HostCommand::End, Phase::Lobby | Phase::Reveal) => self.end(now, out),
+            (HostCommand::End, Phase::Question) => {
+                self.close(CloseReason::Ended, now, out);
+                self.end(now, out);
+            }
+            _ => return CommandOutcome::WrongPhase,
+        }
+        CommandOutcome::Done
+    }
+
+    /// Scores an answer by the server's clock `now`. When it is the last player's
+    /// answer, the question closes in the same step.
+    pub fn answer(&mut self, player: PlayerId, index: u16, choice: u8, now: Millis, out: &mut Vec<Sequenced>) -> AnswerOutcome {
+        if let Some(record) = self.answers.get(&(player, index)) {
+            return AnswerOutcome::Duplicate(*record);
+        }
+        let Some(current) = self.current.as_mut() else {
+            return AnswerOutcome::WrongPhase;
+        };
+        if self.phase == Phase::Ended || index > current.index {
+            return AnswerOutcome::WrongPhase;
+        }
+        if index < current.index || self.phase == Phase::Reveal || now > current.deadline_ms {
+            return AnswerOutcome::Late;
+        }
+        let question = &self.def.questions[usize::from(index)];
+        if usize::from(choice) >= question.choices.len() {
+            return AnswerOutcome::InvalidChoice;
+        }
+        let points = score(question.points, choice == question.correct, now - current.started_ms, question.time_limit_ms);
+        current.answered += 1;
+        current.distribution[usize::from(choice)] += 1;
+        let all_answered = current.answered >= self.players.len() as u32;
+        let p = &mut self.players[(player - 1) as usize];
+        p.score += u64::from(points);
+        let record = AnswerRecord { choice, points, total: p.score };
+        self.answers.insert((player, index), record);
+        self.leaderboard_dirty = true;
+        if all_answered {
+            self.close(CloseReason::AllAnswered, now, out);
+        }
+        AnswerOutcome::Accepted(record)
+    }
+
+    /// The index of the open question if its deadline has passed at `now`.
+    pub fn overdue(&self, now: Millis) -> Option<u16> {
+        match (&self.current, self.phase) {
+            (Some(q), Phase::Question) if now > q.deadline_ms => Some(q.index),
+            _ => None,
+        }
+    }
+
+    /// Closes question `index` if it is still open and its deadline has passed.
+    /// Returns whether it closed; calling it again is harmless.
+    pub fn close_if_due(&mut self, index: u16, now: Millis, out: &mut Vec<Sequenced>) -> bool {
+        if self.overdue(now) != Some(index) {
+            return false;
+        }
+        self.close(CloseReason::Deadline, now, out);
+        true
+    }
+
+    /// Publishes a leaderboard if something changed since the last one and at
+    /// least `interval` has passed. This is what coalesces leaderboard pushes.
+    pub fn leaderboard_if_due(&mut self, now: Millis, interval: Millis, out: &mut Vec<Sequenced>) -> bool {
+        if !self.leaderboard_due(now, interval) {
+            return false;
+        }
+        self.push_leaderboard(now, out);
+        true
+    }
+
+    /// Whether [`Self::leaderboard_if_due`] would publish at `now`.
+    pub fn leaderboard_due(&self, now: Millis, interval: Millis) -> bool {
+        let too_soon = self.leaderboard_ms.is_some_and(|last| now < last + interval);
+        self.leaderboard_dirty && self.phase != Phase::Ended && !too_soon
+    }
+
+    /// Every player's score, highest first; ties in join order.
+    pub fn scores(&self) -> Vec<(PlayerId, u64)> {
+        let mut all: Vec<(PlayerId, u64)> = self.players.iter().enumerate().map(|(i, p)| (i as PlayerId + 1, p.score)).collect();
+        all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        all
+    }
+
+    pub fn snapshot(&self, player: Option<PlayerId>) -> QuizSnapshot {
+        let scores = self.scores();
+        let you = player.filter(|id| self.has_player(*id)).map(|id| {
+            let p = &self.players[(id - 1) as usize];
+            let desc: Vec<u64> = scores.iter().map(|s| s.1).collect();
+            PlayerView {
+                player_id: id,
+                nickname: p.nickname.clone(),
+                score: p.score,
+                rank: rank_of(p.score, &desc),
+                answer: self.current.as_ref().and_then(|q| self.answers.get(&(id, q.index)).copied()),
+            }
+        });
+        QuizSnapshot {
+            phase: self.phase,
+            question_count: self.def.questions.len() as u16,
+            question: self.current.clone().filter(|_| self.phase != Phase::Ended),
+            players: self.player_count(),
+            top: self.top(&scores),
+            seq: self.seq,
+            you,
+        }
+    }
+
+    fn ask(&mut self, index: u16, now: Millis, out: &mut Vec<Sequenced>) {
+        let q = &self.def.questions[usize::from(index)];
+        let deadline_ms = now + q.time_limit_ms;
+        self.current = Some(CurrentQuestion {
+            index,
+            started_ms: now,
+            deadline_ms,
+            answered: 0,
+            distribution: vec![0; q.choices.len()],
+        });
+        self.phase = Phase::Question;
+        self.emit(now, Event::QuestionStarted { index, started_ms: now, deadline_ms }, out);
+    }
+
+    fn close(&mut self, reason: CloseReason, now: Millis, out: &mut Vec<Sequenced>) {
+        let Some(q) = self.current.as_ref() else { return };
+        let event = Event::QuestionClosed {
+            index: q.index,
+            correct: self.def.questions[usize::from(q.index)].correct,
+            distribution: q.distribution.clone(),
+            answered: q.answered,
+            reason,
+        };
+        self.phase = Phase::Reveal;
+        self.emit(now, event, out);
+        if reason != CloseReason::Ended {
+            // Everyone sees the standings after each question, whatever the coalescing.
+            self.push_leaderboard(now, out);
+        }
+    }
+
+    fn end(&mut self, now: Millis, out: &mut Vec<Sequenced>) {
+        self.phase = Phase::Ended;
+        let top = self.top(&self.scores());
+        self.emit(now, Event::QuizEnded { top, players: self.player_count() }, out);
+    }
+
+    fn push_leaderboard(&mut self, now: Millis, out: &mut Vec<Sequenced>) {
+        let answered = self.current.as_ref().filter(|_| self.phase == Phase::Question).map(|q| q.answered);
+        let top = self.top(&self.scores());
+        self.leaderboard_dirty = false;
+        self.leaderboard_ms = Some(now);
+        self.emit(now, Event::Leaderboard { top, players: self.player_count(), answered }, out);
+    }
+
+    fn top(&self, scores: &[(PlayerId, u64)]) -> Vec<Standing> {
+        let mut rank = 0;
+        let mut last = None;
+        scores
+            .iter()
+            .take(LEADERBOARD_SIZE)
+            .enumerate()
+            .map(|(i, (id, score))| {
+                if last != Some(*score) {
+                    rank = i as u32 + 1;
+                    last = Some(*score);
+                }
+                Standing { player_id: *id, nickname: self.players[(*id - 1) as usize].nickname.clone(), score: *score, rank }
+            })
+            .collect()
+    }
+
+    fn emit(&mut self, now: Millis, event: Event, out: &mut Vec<Sequenced>) {
+        self.seq += 1;
+        out.push(Sequenced { seq: self.seq, ts_ms: now, event });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::definition::tests::sample;
+
+    fn quiz_with(players: &[&str]) -> Quiz {
+        let mut q = Quiz::new(Arc::new(sample()));
+        for p in players {
+            q.join(p).expect("join");
+        }
+        q
+    }
+
+    fn kinds(out: &[Sequenced]) -> Vec<&'static str> {
+        out.iter()
+            .map(|e| match e.event {
+                Event::QuestionStarted { .. } => "started",
+                Event::QuestionClosed { .. } => "closed",
+                Event::Leaderboard { .. } => "leaderboard",
+                Event::QuizEnded { .. } => "ended",
+            })
+            .collect()
+    }
+
+    #[test]
+    fn commands_by_phase() {
+        use CommandOutcome::*;
+        use HostCommand::*;
+        // (commands already applied, command, expected outcome, phase after)
+        let cases: &[(&[HostCommand], HostCommand, CommandOutcome, Phase)] = &[
+            (&[], Start, Done, Phase::Question),
+            (&[], Next, WrongPhase, Phase::Lobby),
+            (&[], Skip, WrongPhase, Phase::Lobby),
+            (&[], End, Done, Phase::Ended),
+            (&[Start], Start, WrongPhase, Phase::Question),
+            (&[Start], Next, WrongPhase, Phase::Question),
+            (&[Start], Skip, Done, Phase::Reveal),
+            (&[Start], End, Done, Phase::Ended),
+            (&[Start, Skip], Next, Done, Phase::Question),
+            (&[Start, Skip], Skip, WrongPhase, Phase::Reveal),
+            (&[Start, Skip, Next, Skip], Next, Done, Phase::Ended), // past the last question
+            (&[End], Start, WrongPhase, Phase::Ended),
+            (&[End], End, WrongPhase, Phase::Ended),
+        ];
+        for (before, cmd, want, phase) in cases {
+            let mut q = quiz_with(&["ann"]);
+            let mut out = Vec::new();
+            for c in *before {
+                assert_eq!(q.command(*c, 1_000, &mut out), Done, "{before:?}");
+            }
+            assert_eq!(q.command(*cmd, 2_000, &mut out), *want, "{before:?} then {cmd:?}");
+            assert_eq!(q.phase(), *phase, "{before:?} then {cmd:?}");
+        }
+    }
+
+    #[test]
+    fn sequence_is_gapless_from_one() {
+        let mut q = quiz_with(&["ann", "bob"]);
+        let mut out = Vec::new();
+        q.command(HostCommand::Start, 0, &mut out);
+        q.answer(1, 0, 1, 100, &mut out);
+        q.leaderboard_if_due(300, 250, &mut out);
+        q.answer(2, 0, 0, 400, &mut out); // the last answer closes the question
+        q.command(HostCommand::Next, 500, &mut out);
+        q.command(HostCommand::End, 600, &mut out);
+        assert_eq!(kinds(&out), ["started", "leaderboard", "closed", "leaderboard", "started", "closed", "ended"]);
+        let seqs: Vec<u64> = out.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..=7).collect::<Vec<_>>());
+        assert_eq!(q.seq(), 7);
+    }
+
+    #[test]
+    fn answers_by_time_and_phase() {
+        use AnswerOutcome::*;
+        // question 0: started at 1_000, limit 10_000 → deadline 11_000, correct = 1, 1000 points
+        let cases: &[(u16, u8, Millis, AnswerOutcome)] = &[
+            (0, 1, 1_000, Accepted(AnswerRecord { choice: 1, points: 1000, total: 1000 })),
+            (0, 1, 11_000, Accepted(AnswerRecord { choice: 1, points: 500, total: 500 })),
+            (0, 0, 2_000, Accepted(AnswerRecord { choice: 0, points: 0, total: 0 })),
+            (0, 1, 11_001, Late),
+            (1, 0, 2_000, WrongPhase),
+            (0, 3, 2_000, InvalidChoice),
+        ];
+        for (index, choice, at, want) in cases {
+            let mut q = quiz_with(&["ann", "bob"]);
+            let mut out = Vec::new();
+            q.command(HostCommand::Start, 1_000, &mut out);
+            assert_eq!(q.answer(1, *index, *choice, *at, &mut out), *want, "{index} {choice} {at}");
+        }
+    }
+
+    #[test]
+    fn answer_outside_a_question() {
+        let mut q = quiz_with(&["ann", "bob"]);
+        let mut out = Vec::new();
+        assert_eq!(q.answer(1, 0, 0, 0, &mut out), AnswerOutcome::WrongPhase, "lobby");
+        q.command(HostCommand::Start, 0, &mut out);
+        q.command(HostCommand::Skip, 10, &mut out);
+        assert_eq!(q.answer(1, 0, 1, 20, &mut out), AnswerOutcome::Late, "closed question");
+        q.command(HostCommand::Next, 30, &mut out);
+        assert_eq!(q.answer(1, 0, 1, 40, &mut out), AnswerOutcome::Late, "earlier question");
+        q.command(HostCommand::End, 50, &mut out);
+        assert_eq!(q.answer(1, 1, 0, 60, &mut out), AnswerOutcome::WrongPhase, "ended");
+    }
+
+    #[test]
+    fn retried_answer_is_scored_once() {
+        let mut q = quiz_with(&["ann", "bob"]);
+        let mut out = Vec::new();
+        q.command(HostCommand::Start, 0, &mut out);
+        let first = q.answer(1, 0, 1, 0, &mut out);
+        let AnswerOutcome::Accepted(record) = first else { panic!("{first:?}") };
+        assert_eq!(q.answer(1, 0, 0, 5, &mut out), AnswerOutcome::Duplicate(record));
+        q.command(HostCommand::Skip, 10, &mut out);
+        assert_eq!(q.answer(1, 0, 1, 20, &mut out), AnswerOutcome::Duplicate(record), "after the close too");
+        assert_eq!(q.scores()[0], (1, 1000));
+    }
+
+    #[test]
+    fn deadline_closes_once() {
+        let mut q = quiz_with(&["ann"]);
+        let mut out = Vec::new();
+        q.command(HostCommand::Start, 0, &mut out);
+        assert!(!q.close_if_due(0, 10_000, &mut out), "deadline itself still open");
+        assert!(q.close_if_due(0, 10_001, &mut out));
+        assert!(!q.close_if_due(0, 10_002, &mut out));
+        assert_eq!(kinds(&out), ["started", "closed", "leaderboard"]);
+        let Event::QuestionClosed { reason, .. } = &out[1].event else { panic!() };
+        assert_eq!(*reason, CloseReason::Deadline);
+    }
+
+    #[test]
+    fn leaderboard_is_coalesced() {
+        let mut q = quiz_with(&["ann", "bob", "cy"]);
+        let mut out = Vec::new();
+        q.command(HostCommand::Start, 0, &mut out);
+        out.clear();
+        assert!(q.leaderboard_if_due(0, 250, &mut out), "joins made it dirty");
+        assert!(!q.leaderboard_if_due(300, 250, &mut out), "nothing changed");
+        q.answer(1, 0, 1, 310, &mut out);
+        assert!(!q.leaderboard_if_due(200, 250, &mut out), "too soon");
+        q.answer(2, 0, 1, 320, &mut out);
+        assert!(q.leaderboard_if_due(330, 250, &mut out), "two answers, one push");
+        assert_eq!(out.len(), 2);
+        let Event::Leaderboard { answered, players, top } = &out[1].event else { panic!() };
+        assert_eq!((*answered, *players), (Some(2), 3));
+        assert_eq!(top.iter().map(|s| (s.player_id, s.rank)).collect::<Vec<_>>(), [(1, 1), (2, 2), (3, 3)]);
+    }
+
+    #[test]
+    fn nicknames_are_unique_case_insensitively() {
+        let mut q = quiz_with(&["Ann"]);
+        assert_eq!(q.join("aNN"), Err(JoinRefused::NicknameTaken));
+        assert_eq!(q.join("bob"), Ok(2));
+        let mut out = Vec::new();
+        q.command(HostCommand::End, 0, &mut out);
+        assert_eq!(q.join("cy"), Err(JoinRefused::QuizEnded));
+    }
+
+    #[test]
+    fn snapshot_shows_the_players_own_view() {
+        let mut q = quiz_with(&["ann", "bob"]);
+        let mut out = Vec::new();
+        q.command(HostCommand::Start, 0, &mut out);
+        q.answer(2, 0, 1, 0, &mut out);
+        let s = q.snapshot(Some(1));
+        assert_eq!(s.phase, Phase::Question);
+        assert_eq!(s.seq, 1);
+        let you = s.you.expect("you");
+        assert_eq!((you.score, you.rank, you.answer), (0, 2, None));
+        let bob = q.snapshot(Some(2)).you.expect("you");
+        assert_eq!((bob.score, bob.rank), (1000, 1));
+        assert_eq!(bob.answer.map(|a| a.points), Some(1000));
+    }
+
+    #[test]
+    fn final_standings_share_ranks() {
+        let mut q = quiz_with(&["ann", "bob", "cy"]);
+        let mut out = Vec::new();
+        q.command(HostCommand::Start, 0, &mut out);
+        q.answer(1, 0, 1, 0, &mut out);
+        q.answer(2, 0, 1, 0, &mut out);
+        q.command(HostCommand::End, 1, &mut out);
+        let Some(Sequenced { event: Event::QuizEnded { top, .. }, .. }) = out.last() else { panic!() };
+        assert_eq!(top.iter().map(|s| s.rank).collect::<Vec<_>>(), [1, 1, 3]);
+    }
+}

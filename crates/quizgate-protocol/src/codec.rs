@@ -1,0 +1,232 @@
+use bytes::Bytes;
+use serde::Deserialize;
+
+use crate::frame::CLIENT_TYPES;
+use crate::{ClientFrame, ErrorCode, ServerFrame};
+
+/// Subprotocol for JSON text frames (the default when a client names none).
+pub const SUBPROTOCOL_JSON: &str = "quizgate.v1.json";
+/// Subprotocol for MessagePack binary frames (structs as maps with string keys).
+pub const SUBPROTOCOL_MSGPACK: &str = "quizgate.v1.msgpack";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    Json,
+    MsgPack,
+}
+
+impl Encoding {
+    pub fn from_subprotocol(name: &str) -> Option<Self> {
+        match name.trim() {
+            SUBPROTOCOL_JSON => Some(Self::Json),
+            SUBPROTOCOL_MSGPACK => Some(Self::MsgPack),
+            _ => None,
+        }
+    }
+
+    pub fn subprotocol(self) -> &'static str {
+        match self {
+            Self::Json => SUBPROTOCOL_JSON,
+            Self::MsgPack => SUBPROTOCOL_MSGPACK,
+        }
+    }
+
+    /// MessagePack travels in binary frames, JSON in text frames.
+    pub fn is_binary(self) -> bool {
+        self == Self::MsgPack
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::MsgPack => "msgpack",
+        }
+    }
+}
+
+/// Why a client frame could not be read; each maps to an [`ErrorCode`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("frame is not an object with a string field \"t\": {0}")]
+    Malformed(String),
+    #[error("unknown frame type {0:?}")]
+    UnknownType(String),
+    #[error("invalid {kind:?} frame: {reason}")]
+    Invalid { kind: String, reason: String },
+}
+
+impl DecodeError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Malformed(_) => ErrorCode::MalformedFrame,
+            Self::UnknownType(_) => ErrorCode::UnknownType,
+            Self::Invalid { .. } => ErrorCode::InvalidFrame,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct TypeOnly {
+    t: String,
+}
+
+fn from_slice<'a, T: Deserialize<'a>>(encoding: Encoding, bytes: &'a [u8]) -> Result<T, String> {
+    match encoding {
+        Encoding::Json => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
+        Encoding::MsgPack => rmp_serde::from_slice(bytes).map_err(|e| e.to_string()),
+    }
+}
+
+/// Reads one client frame. Fields the server does not know are ignored, so
+/// clients may add their own.
+pub fn decode(encoding: Encoding, bytes: &[u8]) -> Result<ClientFrame, DecodeError> {
+    from_slice(encoding, bytes).or_else(|reason| {
+        // Only on failure: find out what kind of failure it was.
+        let kind = from_slice::<TypeOnly>(encoding, bytes).map_err(DecodeError::Malformed)?.t;
+        if CLIENT_TYPES.contains(&kind.as_str()) {
+            Err(DecodeError::Invalid { kind, reason })
+        } else {
+            Err(DecodeError::UnknownType(kind))
+        }
+    })
+}
+
+/// Writes one server frame. MessagePack writes structs as maps with string keys
+/// so that a JavaScript client reads the same shape as the JSON.
+pub fn encode(encoding: Encoding, frame: &ServerFrame) -> Result<Bytes, String> {
+    match encoding {
+        Encoding::Json => serde_json::to_vec(frame).map(Bytes::from).map_err(|e| e.to_string()),
+        Encoding::MsgPack => rmp_serde::to_vec_named(frame).map(Bytes::from).map_err(|e| e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use quizgate_domain::{CloseReason, Phase, Standing};
+
+    use super::*;
+    use crate::{AnswerResult, AnswerStatus, QuestionView, QuizView, Role, Welcome};
+
+    fn json(s: &str) -> Result<ClientFrame, DecodeError> {
+        decode(Encoding::Json, s.as_bytes())
+    }
+
+    fn msgpack(v: serde_json::Value) -> Result<ClientFrame, DecodeError> {
+        decode(Encoding::MsgPack, &rmp_serde::to_vec_named(&v).expect("encode"))
+    }
+
+    #[test]
+    fn client_frames_decode_in_both_encodings() {
+        let cases: Vec<(serde_json::Value, ClientFrame)> = vec![
+            (
+                serde_json::json!({"t": "join", "code": "ABC234", "nickname": "ann", "rid": 1}),
+                ClientFrame::Join { code: "ABC234".into(), nickname: "ann".into(), rid: Some(1) },
+            ),
+            (serde_json::json!({"t": "answer", "question": 2, "choice": 1}), ClientFrame::Answer { question: 2, choice: 1, rid: None }),
+            (serde_json::json!({"t": "start", "extra": true}), ClientFrame::Start { rid: None }),
+            (
+                serde_json::json!({"t": "resume", "token": "x", "last_seq": 12}),
+                ClientFrame::Resume { token: "x".into(), last_seq: 12, rid: None },
+            ),
+            (
+                serde_json::json!({"t": "host", "code": "ABC234", "token": "h", "rid": 9}),
+                ClientFrame::Host { code: "ABC234".into(), token: "h".into(), rid: Some(9) },
+            ),
+            (serde_json::json!({"t": "ping"}), ClientFrame::Ping { rid: None }),
+        ];
+        for (value, want) in cases {
+            assert_eq!(json(&value.to_string()).as_ref(), Ok(&want), "json {value}");
+            assert_eq!(msgpack(value.clone()).as_ref(), Ok(&want), "msgpack {value}");
+        }
+    }
+
+    #[test]
+    fn bad_frames_are_classified() {
+        let cases: &[(&str, ErrorCode)] = &[
+            ("{", ErrorCode::MalformedFrame),
+            ("[1,2]", ErrorCode::MalformedFrame),
+            ("{\"type\":\"join\"}", ErrorCode::MalformedFrame),
+            ("{\"t\":7}", ErrorCode::MalformedFrame),
+            ("{\"t\":\"dance\"}", ErrorCode::UnknownType),
+            ("{\"t\":\"join\",\"code\":\"ABC234\"}", ErrorCode::InvalidFrame),
+            ("{\"t\":\"answer\",\"question\":0,\"choice\":\"b\"}", ErrorCode::InvalidFrame),
+            ("{\"t\":\"answer\",\"question\":0,\"choice\":300}", ErrorCode::InvalidFrame),
+            ("{\"t\":\"answer\",\"question\":-1,\"choice\":0}", ErrorCode::InvalidFrame),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(json(raw).map_err(|e| e.code()), Err(*want), "{raw}");
+        }
+        assert_eq!(decode(Encoding::MsgPack, &[0xc1]).map_err(|e| e.code()), Err(ErrorCode::MalformedFrame));
+        assert_eq!(msgpack(serde_json::json!({"t": "join"})).map_err(|e| e.code()), Err(ErrorCode::InvalidFrame));
+        let missing = json("{\"t\":\"join\",\"code\":\"ABC234\"}").expect_err("missing");
+        assert!(missing.to_string().contains("nickname"), "{missing}");
+    }
+
+    #[test]
+    fn server_frames_round_trip_in_both_encodings() {
+        let frames = vec![
+            ServerFrame::Question {
+                seq: 3,
+                ts: 10,
+                question: QuestionView {
+                    index: 0,
+                    count: 2,
+                    text: "Q?".into(),
+                    choices: vec!["a".into(), "b".into()],
+                    time_limit_ms: 10_000,
+                    points: 1000,
+                    started_ms: 10,
+                    deadline_ms: 10_010,
+                },
+            },
+            ServerFrame::Reveal { seq: 4, ts: 11, index: 0, correct: 1, distribution: vec![2, 1], answered: 3, reason: CloseReason::AllAnswered },
+            ServerFrame::Leaderboard {
+                seq: 5,
+                ts: 12,
+                top: vec![Standing { player_id: 1, nickname: "ann".into(), score: 900, rank: 1 }],
+                players: 3,
+                answered: None,
+            },
+            ServerFrame::AnswerResult(AnswerResult { rid: Some(4), question: 0, status: AnswerStatus::Accepted, choice: Some(1), points: Some(900), total: Some(900) }),
+            ServerFrame::Welcome(Welcome {
+                rid: None,
+                role: Role::Player,
+                code: "ABC234".into(),
+                title: "T".into(),
+                player_id: Some(1),
+                token: Some("tok".into()),
+                resumed: None,
+                quiz: QuizView {
+                    phase: Phase::Lobby,
+                    question_count: 2,
+                    question: None,
+                    correct: None,
+                    distribution: None,
+                    answered: None,
+                    players: 1,
+                    top: vec![],
+                    seq: 0,
+                    you: None,
+                },
+            }),
+            ServerFrame::error(ErrorCode::NicknameTaken, "taken", Some(2)),
+        ];
+        for frame in frames {
+            for enc in [Encoding::Json, Encoding::MsgPack] {
+                let bytes = encode(enc, &frame).expect("encode");
+                let back: ServerFrame = match enc {
+                    Encoding::Json => serde_json::from_slice(&bytes).expect("json"),
+                    Encoding::MsgPack => rmp_serde::from_slice(&bytes).expect("msgpack"),
+                };
+                assert_eq!(back, frame, "{enc:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn msgpack_frames_are_maps_with_string_keys() {
+        let bytes = encode(Encoding::MsgPack, &ServerFrame::Pong { rid: None, ts: 1 }).expect("encode");
+        let value: serde_json::Value = rmp_serde::from_slice(&bytes).expect("decode");
+        assert_eq!(value, serde_json::json!({"t": "pong", "ts": 1}));
+    }
+}
