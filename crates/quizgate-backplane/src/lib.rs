@@ -16,7 +16,10 @@ mod token;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use quizgate_domain::{AnswerOutcome, CommandOutcome, HostCommand, JoinCode, JoinRefused, Millis, PlayerId, QuizDefinition, QuizSnapshot, Sequenced};
+use quizgate_domain::{
+    AnswerOutcome, CommandOutcome, HostCommand, JoinCode, JoinRefused, Millis, PlayerId,
+    QuizDefinition, QuizSnapshot, Sequenced,
+};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::BackplaneError;
@@ -60,7 +63,10 @@ pub enum ResumeResult {
     /// `missed` holds every event after the client's `last_seq` up to
     /// `session.snapshot.seq`, in order; `None` if the log no longer reaches back
     /// that far and the client must start again from the snapshot.
-    Resumed { session: Session, missed: Option<Vec<Arc<Sequenced>>> },
+    Resumed {
+        session: Session,
+        missed: Option<Vec<Arc<Sequenced>>>,
+    },
     /// The token names no player of a live quiz, or its secret is wrong.
     InvalidToken,
 }
@@ -69,6 +75,9 @@ pub enum ResumeResult {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tick {
     Published,
+    /// Something changed, but the last leaderboard is too recent: ask again later.
+    TooSoon,
+    /// Nothing changed since the last leaderboard.
     Nothing,
     /// The quiz no longer exists (expired).
     Gone,
@@ -98,7 +107,13 @@ pub trait Backplane: Send + Sync + 'static {
 
     /// Scores an answer by the backplane's clock. `None` if the quiz or the
     /// player does not exist.
-    async fn answer(&self, code: &JoinCode, player: PlayerId, question: u16, choice: u8) -> Result<Option<AnswerOutcome>>;
+    async fn answer(
+        &self,
+        code: &JoinCode,
+        player: PlayerId,
+        question: u16,
+        choice: u8,
+    ) -> Result<Option<AnswerOutcome>>;
 
     /// Closes question `index` if its deadline has passed; exactly one caller
     /// across the cluster gets `true`.

@@ -7,12 +7,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use dashmap::DashMap;
 use quizgate_domain::{
-    AnswerOutcome, CommandOutcome, HostCommand, JoinCode, Millis, Phase, PlayerId, Quiz, QuizDefinition, QuizSnapshot,
-    Sequenced,
+    AnswerOutcome, CommandOutcome, HostCommand, JoinCode, LeaderboardDue, Millis, Phase, PlayerId,
+    Quiz, QuizDefinition, QuizSnapshot, Sequenced,
 };
 
 use crate::token::{new_code, new_secret, secrets_match};
-use crate::{Backplane, Clock, CreatedQuiz, EventSink, JoinResult, Result, ResumeResult, Session, SessionToken, Tick};
+use crate::{
+    Backplane, Clock, CreatedQuiz, EventSink, JoinResult, Result, ResumeResult, Session,
+    SessionToken, Tick,
+};
 
 #[derive(Debug, Clone)]
 pub struct MemoryConfig {
@@ -28,7 +31,12 @@ pub struct MemoryConfig {
 
 impl Default for MemoryConfig {
     fn default() -> Self {
-        Self { leaderboard_interval_ms: 250, idle_ttl_ms: 2 * 3600 * 1000, ended_ttl_ms: 10 * 60 * 1000, log_capacity: 10_000 }
+        Self {
+            leaderboard_interval_ms: 250,
+            idle_ttl_ms: 2 * 3600 * 1000,
+            ended_ttl_ms: 10 * 60 * 1000,
+            log_capacity: 10_000,
+        }
     }
 }
 
@@ -54,7 +62,10 @@ pub struct MemoryBackplane {
 
 impl std::fmt::Debug for MemoryBackplane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryBackplane").field("quizzes", &self.quizzes.len()).field("config", &self.config).finish()
+        f.debug_struct("MemoryBackplane")
+            .field("quizzes", &self.quizzes.len())
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -62,7 +73,12 @@ impl std::fmt::Debug for MemoryBackplane {
 
 impl MemoryBackplane {
     pub fn new(sink: Arc<dyn EventSink>, clock: Arc<dyn Clock>, config: MemoryConfig) -> Self {
-        Self { quizzes: DashMap::new(), sink, clock, config }
+        Self {
+            quizzes: DashMap::new(),
+            sink,
+            clock,
+            config,
+        }
     }
 
     fn entry(&self, code: &JoinCode) -> Option<Arc<Mutex<Entry>>> {
@@ -71,7 +87,11 @@ impl MemoryBackplane {
     }
 
     /// Runs `f` on the quiz under its lock, then logs and delivers what it emitted.
-    fn with_quiz<T>(&self, code: &JoinCode, f: impl FnOnce(&mut Entry, Millis, &mut Vec<Sequenced>) -> T) -> Option<T> {
+    fn with_quiz<T>(
+        &self,
+        code: &JoinCode,
+        f: impl FnOnce(&mut Entry, Millis, &mut Vec<Sequenced>) -> T,
+    ) -> Option<T> {
         let entry = self.entry(code)?;
         let mut guard = lock(&entry);
         let now = self.clock.now_ms();
@@ -93,12 +113,23 @@ impl MemoryBackplane {
 fn lock(entry: &Mutex<Entry>) -> MutexGuard<'_, Entry> {
     // A panic while holding the lock leaves a quiz that is still consistent at
     // event granularity (the domain mutates before it emits); keep serving it.
-    entry.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    entry
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn session(code: &JoinCode, entry: &Entry, player_id: PlayerId) -> Session {
-    let token = SessionToken { code: code.clone(), player_id, secret: entry.player_secrets[(player_id - 1) as usize].clone() };
-    Session { code: code.clone(), player_id, token: token.to_string(), snapshot: entry.quiz.snapshot(Some(player_id)) }
+    let token = SessionToken {
+        code: code.clone(),
+        player_id,
+        secret: entry.player_secrets[(player_id - 1) as usize].clone(),
+    };
+    Session {
+        code: code.clone(),
+        player_id,
+        token: token.to_string(),
+        snapshot: entry.quiz.snapshot(Some(player_id)),
+    }
 }
 
 #[async_trait]
@@ -107,7 +138,9 @@ impl Backplane for MemoryBackplane {
         let def = Arc::new(def);
         loop {
             let code = new_code();
-            let dashmap::Entry::Vacant(slot) = self.quizzes.entry(code.clone()) else { continue };
+            let dashmap::Entry::Vacant(slot) = self.quizzes.entry(code.clone()) else {
+                continue;
+            };
             let host_secret = new_secret();
             slot.insert(Arc::new(Mutex::new(Entry {
                 quiz: Quiz::new(Arc::clone(&def)),
@@ -116,12 +149,17 @@ impl Backplane for MemoryBackplane {
                 last_activity: self.clock.now_ms(),
                 log: VecDeque::new(),
             })));
-            return Ok(CreatedQuiz { code, host_token: host_secret });
+            return Ok(CreatedQuiz {
+                code,
+                host_token: host_secret,
+            });
         }
     }
 
     async fn definition(&self, code: &JoinCode) -> Result<Option<Arc<QuizDefinition>>> {
-        Ok(self.entry(code).map(|e| Arc::clone(lock(&e).quiz.definition())))
+        Ok(self
+            .entry(code)
+            .map(|e| Arc::clone(lock(&e).quiz.definition())))
     }
 
     async fn join(&self, code: &JoinCode, nickname: &str) -> Result<JoinResult> {
@@ -138,7 +176,9 @@ impl Backplane for MemoryBackplane {
     async fn resume(&self, token: &SessionToken, last_seq: u64) -> Result<ResumeResult> {
         let result = self.with_quiz(&token.code, |entry, _, _| {
             let id = token.player_id;
-            if !entry.quiz.has_player(id) || !secrets_match(&entry.player_secrets[(id - 1) as usize], &token.secret) {
+            if !entry.quiz.has_player(id)
+                || !secrets_match(&entry.player_secrets[(id - 1) as usize], &token.secret)
+            {
                 return ResumeResult::InvalidToken;
             }
             let session = session(&token.code, entry, id);
@@ -147,7 +187,14 @@ impl Backplane for MemoryBackplane {
             let missed = if last_seq >= head {
                 Some(Vec::new())
             } else if last_seq + 1 >= oldest {
-                Some(entry.log.iter().filter(|e| e.seq > last_seq).cloned().collect())
+                Some(
+                    entry
+                        .log
+                        .iter()
+                        .filter(|e| e.seq > last_seq)
+                        .cloned()
+                        .collect(),
+                )
             } else {
                 None
             };
@@ -157,34 +204,62 @@ impl Backplane for MemoryBackplane {
     }
 
     async fn host(&self, code: &JoinCode, token: &str) -> Result<Option<QuizSnapshot>> {
-        Ok(self.with_quiz(code, |entry, _, _| secrets_match(&entry.host_secret, token).then(|| entry.quiz.snapshot(None))).flatten())
+        Ok(self
+            .with_quiz(code, |entry, _, _| {
+                secrets_match(&entry.host_secret, token).then(|| entry.quiz.snapshot(None))
+            })
+            .flatten())
     }
 
     async fn command(&self, code: &JoinCode, cmd: HostCommand) -> Result<Option<CommandOutcome>> {
         Ok(self.with_quiz(code, |entry, now, out| entry.quiz.command(cmd, now, out)))
     }
 
-    async fn answer(&self, code: &JoinCode, player: PlayerId, question: u16, choice: u8) -> Result<Option<AnswerOutcome>> {
+    async fn answer(
+        &self,
+        code: &JoinCode,
+        player: PlayerId,
+        question: u16,
+        choice: u8,
+    ) -> Result<Option<AnswerOutcome>> {
         Ok(self
-            .with_quiz(code, |entry, now, out| entry.quiz.has_player(player).then(|| entry.quiz.answer(player, question, choice, now, out)))
+            .with_quiz(code, |entry, now, out| {
+                entry
+                    .quiz
+                    .has_player(player)
+                    .then(|| entry.quiz.answer(player, question, choice, now, out))
+            })
             .flatten())
     }
 
     async fn close_if_due(&self, code: &JoinCode, index: u16) -> Result<bool> {
-        Ok(self.with_quiz(code, |entry, now, out| entry.quiz.close_if_due(index, now, out)).unwrap_or(false))
+        Ok(self
+            .with_quiz(code, |entry, now, out| {
+                entry.quiz.close_if_due(index, now, out)
+            })
+            .unwrap_or(false))
     }
 
     async fn leaderboard_if_due(&self, code: &JoinCode) -> Result<Tick> {
         let interval = self.config.leaderboard_interval_ms;
-        let Some(entry) = self.entry(code) else { return Ok(Tick::Gone) };
+        let Some(entry) = self.entry(code) else {
+            return Ok(Tick::Gone);
+        };
         // A periodic check is not activity: peek before taking the write path.
-        if !lock(&entry).quiz.leaderboard_due(self.clock.now_ms(), interval) {
-            return Ok(Tick::Nothing);
+        match lock(&entry)
+            .quiz
+            .leaderboard_due(self.clock.now_ms(), interval)
+        {
+            LeaderboardDue::Due => {}
+            LeaderboardDue::TooSoon => return Ok(Tick::TooSoon),
+            LeaderboardDue::Clean => return Ok(Tick::Nothing),
         }
-        let published = self.with_quiz(code, |entry, now, out| entry.quiz.leaderboard_if_due(now, interval, out));
+        let published = self.with_quiz(code, |entry, now, out| {
+            entry.quiz.leaderboard_if_due(now, interval, out)
+        });
         Ok(match published {
             Some(true) => Tick::Published,
-            Some(false) => Tick::Nothing,
+            Some(false) => Tick::TooSoon,
             None => Tick::Gone,
         })
     }
@@ -207,7 +282,11 @@ impl Backplane for MemoryBackplane {
         let mut gone = Vec::new();
         self.quizzes.retain(|code, entry| {
             let e = lock(entry);
-            let ttl = if e.quiz.phase() == Phase::Ended { self.config.ended_ttl_ms } else { self.config.idle_ttl_ms };
+            let ttl = if e.quiz.phase() == Phase::Ended {
+                self.config.ended_ttl_ms
+            } else {
+                self.config.idle_ttl_ms
+            };
             let keep = now < e.last_activity + ttl;
             if !keep {
                 gone.push(code.clone());
@@ -243,14 +322,27 @@ mod tests {
     }
 
     fn def() -> QuizDefinition {
-        let q = |correct| Question { text: "q".into(), choices: vec!["a".into(), "b".into()], correct, time_limit_ms: 1_000, points: 100 };
-        QuizDefinition { title: "t".into(), questions: vec![q(0), q(1)] }
+        let q = |correct| Question {
+            text: "q".into(),
+            choices: vec!["a".into(), "b".into()],
+            correct,
+            time_limit_ms: 1_000,
+            points: 100,
+        };
+        QuizDefinition {
+            title: "t".into(),
+            questions: vec![q(0), q(1)],
+        }
     }
 
     fn setup(config: MemoryConfig) -> (MemoryBackplane, Arc<Recorder>, Arc<ManualClock>) {
         let sink = Arc::new(Recorder::default());
         let clock = Arc::new(ManualClock::new(1_000_000));
-        (MemoryBackplane::new(sink.clone(), clock.clone(), config), sink, clock)
+        (
+            MemoryBackplane::new(sink.clone(), clock.clone(), config),
+            sink,
+            clock,
+        )
     }
 
     async fn joined(bp: &MemoryBackplane, code: &JoinCode, nick: &str) -> Session {
@@ -265,14 +357,33 @@ mod tests {
         let (bp, sink, clock) = setup(MemoryConfig::default());
         let quiz = bp.create_quiz(def()).await.expect("create");
         let ann = joined(&bp, &quiz.code, "ann").await;
-        assert_eq!(bp.command(&quiz.code, HostCommand::Start).await, Ok(Some(CommandOutcome::Done)));
+        assert_eq!(
+            bp.command(&quiz.code, HostCommand::Start).await,
+            Ok(Some(CommandOutcome::Done))
+        );
         clock.advance(1_001);
         assert_eq!(bp.close_if_due(&quiz.code, 0).await, Ok(true));
-        assert_eq!(bp.close_if_due(&quiz.code, 0).await, Ok(false), "exactly once");
-        let seqs: Vec<u64> = sink.0.lock().expect("lock").iter().map(|(_, s)| *s).collect();
+        assert_eq!(
+            bp.close_if_due(&quiz.code, 0).await,
+            Ok(false),
+            "exactly once"
+        );
+        let seqs: Vec<u64> = sink
+            .0
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|(_, s)| *s)
+            .collect();
         assert_eq!(seqs, [1, 2, 3]);
         let token = SessionToken::parse(&ann.token).expect("token");
-        let ResumeResult::Resumed { missed: Some(missed), session } = bp.resume(&token, 1).await.expect("resume") else { panic!() };
+        let ResumeResult::Resumed {
+            missed: Some(missed),
+            session,
+        } = bp.resume(&token, 1).await.expect("resume")
+        else {
+            panic!()
+        };
         assert_eq!(missed.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
         assert_eq!(session.snapshot.seq, 3);
         assert!(matches!(missed[0].event, Event::QuestionClosed { .. }));
@@ -280,19 +391,33 @@ mod tests {
 
     #[tokio::test]
     async fn resume_beyond_the_log_says_so() {
-        let (bp, _, clock) = setup(MemoryConfig { log_capacity: 2, ..MemoryConfig::default() });
+        let (bp, _, clock) = setup(MemoryConfig {
+            log_capacity: 2,
+            ..MemoryConfig::default()
+        });
         let quiz = bp.create_quiz(def()).await.expect("create");
         let ann = joined(&bp, &quiz.code, "ann").await;
-        bp.command(&quiz.code, HostCommand::Start).await.expect("start");
+        bp.command(&quiz.code, HostCommand::Start)
+            .await
+            .expect("start");
         clock.advance(2_000);
         bp.close_if_due(&quiz.code, 0).await.expect("close"); // seq 2, 3: log holds 2..=3
         let token = SessionToken::parse(&ann.token).expect("token");
         let r = bp.resume(&token, 0).await.expect("resume");
-        assert!(matches!(r, ResumeResult::Resumed { missed: None, .. }), "{r:?}");
+        assert!(
+            matches!(r, ResumeResult::Resumed { missed: None, .. }),
+            "{r:?}"
+        );
         let r = bp.resume(&token, 1).await.expect("resume");
-        assert!(matches!(r, ResumeResult::Resumed { missed: Some(ref m), .. } if m.len() == 2), "{r:?}");
+        assert!(
+            matches!(r, ResumeResult::Resumed { missed: Some(ref m), .. } if m.len() == 2),
+            "{r:?}"
+        );
         let r = bp.resume(&token, 3).await.expect("resume");
-        assert!(matches!(r, ResumeResult::Resumed { missed: Some(ref m), .. } if m.is_empty()), "{r:?}");
+        assert!(
+            matches!(r, ResumeResult::Resumed { missed: Some(ref m), .. } if m.is_empty()),
+            "{r:?}"
+        );
     }
 
     #[tokio::test]
@@ -303,23 +428,42 @@ mod tests {
         let bob = joined(&bp, &quiz.code, "bob").await;
         let mut stolen = SessionToken::parse(&ann.token).expect("token");
         stolen.player_id = bob.player_id;
-        assert_eq!(bp.resume(&stolen, 0).await, Ok(ResumeResult::InvalidToken), "ann's secret, bob's id");
+        assert_eq!(
+            bp.resume(&stolen, 0).await,
+            Ok(ResumeResult::InvalidToken),
+            "ann's secret, bob's id"
+        );
         let mut unknown = SessionToken::parse(&ann.token).expect("token");
         unknown.player_id = 99;
         assert_eq!(bp.resume(&unknown, 0).await, Ok(ResumeResult::InvalidToken));
         assert_eq!(bp.host(&quiz.code, "nope").await, Ok(None));
-        assert!(bp.host(&quiz.code, &quiz.host_token).await.expect("host").is_some());
+        assert!(
+            bp.host(&quiz.code, &quiz.host_token)
+                .await
+                .expect("host")
+                .is_some()
+        );
     }
 
     #[tokio::test]
     async fn idle_quizzes_expire() {
-        let (bp, _, clock) = setup(MemoryConfig { idle_ttl_ms: 10_000, ended_ttl_ms: 1_000, ..MemoryConfig::default() });
+        let (bp, _, clock) = setup(MemoryConfig {
+            idle_ttl_ms: 10_000,
+            ended_ttl_ms: 1_000,
+            ..MemoryConfig::default()
+        });
         let idle = bp.create_quiz(def()).await.expect("create");
         let ended = bp.create_quiz(def()).await.expect("create");
-        bp.command(&ended.code, HostCommand::End).await.expect("end");
+        bp.command(&ended.code, HostCommand::End)
+            .await
+            .expect("end");
         clock.advance(1_000);
         assert_eq!(bp.expire().await, Ok(vec![ended.code.clone()]));
-        assert_eq!(bp.leaderboard_if_due(&idle.code).await, Ok(Tick::Nothing), "a check is not activity");
+        assert_eq!(
+            bp.leaderboard_if_due(&idle.code).await,
+            Ok(Tick::Nothing),
+            "a check is not activity"
+        );
         clock.advance(9_000);
         assert_eq!(bp.expire().await, Ok(vec![idle.code.clone()]));
         assert_eq!(bp.leaderboard_if_due(&idle.code).await, Ok(Tick::Gone));

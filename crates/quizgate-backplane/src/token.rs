@@ -16,10 +16,17 @@ impl SessionToken {
     pub fn parse(raw: &str) -> Option<Self> {
         let mut parts = raw.split('.');
         let (code, player, secret) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() || secret.len() != 32 || !secret.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if parts.next().is_some()
+            || secret.len() != 32
+            || !secret.bytes().all(|b| b.is_ascii_hexdigit())
+        {
             return None;
         }
-        Some(Self { code: JoinCode::parse(code).ok()?, player_id: player.parse().ok()?, secret: secret.to_owned() })
+        Some(Self {
+            code: JoinCode::parse(code).ok()?,
+            player_id: player.parse().ok()?,
+            secret: secret.to_owned(),
+        })
     }
 }
 
@@ -51,7 +58,11 @@ pub(crate) fn new_code() -> JoinCode {
 
 /// Compares secrets in time that does not depend on where they differ.
 pub(crate) fn secrets_match(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 #[cfg(test)]
@@ -65,7 +76,15 @@ mod tests {
         let t = SessionToken::parse(&ok).expect("valid");
         assert_eq!((t.code.as_str(), t.player_id), ("ABC234", 7));
         assert_eq!(t.to_string(), ok);
-        for bad in ["", "ABC234.7", &format!("ABC234.x.{secret}"), &format!("ABC10O.7.{secret}"), "ABC234.7.abc", &format!("{ok}.1"), &format!("ABC234.7.{}", "g".repeat(32))] {
+        for bad in [
+            "",
+            "ABC234.7",
+            &format!("ABC234.x.{secret}"),
+            &format!("ABC10O.7.{secret}"),
+            "ABC234.7.abc",
+            &format!("{ok}.1"),
+            &format!("ABC234.7.{}", "g".repeat(32)),
+        ] {
             assert!(SessionToken::parse(bad).is_none(), "{bad}");
         }
     }

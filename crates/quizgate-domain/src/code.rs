@@ -17,8 +17,15 @@ impl JoinCode {
     /// Parses a code typed by a person: case and surrounding blanks are forgiven.
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
         let code = raw.trim().to_ascii_uppercase();
-        let ok = code.len() == JOIN_CODE_LEN && code.bytes().all(|b| JOIN_CODE_ALPHABET.as_bytes().contains(&b));
-        if ok { Ok(Self(code)) } else { Err(DomainError::InvalidJoinCode) }
+        let ok = code.len() == JOIN_CODE_LEN
+            && code
+                .bytes()
+                .all(|b| JOIN_CODE_ALPHABET.as_bytes().contains(&b));
+        if ok {
+            Ok(Self(code))
+        } else {
+            Err(DomainError::InvalidJoinCode)
+        }
     }
 
     /// Builds a code from random bytes (one per character); the caller supplies
@@ -27,7 +34,12 @@ impl JoinCode {
         let alphabet = JOIN_CODE_ALPHABET.as_bytes();
         // 256 % 29 != 0, so this has a slight bias towards the first characters;
         // it costs well under one bit of the code's ~29 bits of entropy.
-        Self(bytes.iter().map(|b| alphabet[*b as usize % alphabet.len()] as char).collect())
+        Self(
+            bytes
+                .iter()
+                .map(|b| alphabet[*b as usize % alphabet.len()] as char)
+                .collect(),
+        )
     }
 
     pub fn as_str(&self) -> &str {
@@ -57,14 +69,19 @@ mod tests {
             ("", None),
         ];
         for (raw, want) in cases {
-            assert_eq!(JoinCode::parse(raw).ok().map(|c| c.0), want.map(String::from), "{raw:?}");
+            assert_eq!(
+                JoinCode::parse(raw).ok().map(|c| c.0),
+                want.map(String::from),
+                "{raw:?}"
+            );
         }
     }
 
     #[test]
     fn random_codes_parse() {
         for seed in 0..=255u8 {
-            let code = JoinCode::from_random([seed, seed.wrapping_mul(7), 3, 250, 128, seed ^ 0x5a]);
+            let code =
+                JoinCode::from_random([seed, seed.wrapping_mul(7), 3, 250, 128, seed ^ 0x5a]);
             assert_eq!(JoinCode::parse(code.as_str()).as_ref(), Ok(&code));
         }
     }

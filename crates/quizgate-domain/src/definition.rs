@@ -49,10 +49,18 @@ impl QuizDefinition {
     pub fn validate(&self) -> Result<(), DomainError> {
         check_text("title", &self.title, 0, MAX_TITLE_CHARS)?;
         if self.questions.is_empty() || self.questions.len() > MAX_QUESTIONS {
-            return Err(DomainError::definition("questions", format!("must hold 1 to {MAX_QUESTIONS} questions")));
+            return Err(DomainError::definition(
+                "questions",
+                format!("must hold 1 to {MAX_QUESTIONS} questions"),
+            ));
         }
         for (i, q) in self.questions.iter().enumerate() {
-            check_text(&format!("questions[{i}].text"), &q.text, 1, MAX_QUESTION_CHARS)?;
+            check_text(
+                &format!("questions[{i}].text"),
+                &q.text,
+                1,
+                MAX_QUESTION_CHARS,
+            )?;
             if q.choices.len() < MIN_CHOICES || q.choices.len() > MAX_CHOICES {
                 return Err(DomainError::definition(
                     format!("questions[{i}].choices"),
@@ -60,10 +68,18 @@ impl QuizDefinition {
                 ));
             }
             for (j, c) in q.choices.iter().enumerate() {
-                check_text(&format!("questions[{i}].choices[{j}]"), c, 1, MAX_CHOICE_CHARS)?;
+                check_text(
+                    &format!("questions[{i}].choices[{j}]"),
+                    c,
+                    1,
+                    MAX_CHOICE_CHARS,
+                )?;
             }
             if usize::from(q.correct) >= q.choices.len() {
-                return Err(DomainError::definition(format!("questions[{i}].correct"), "must index one of the choices"));
+                return Err(DomainError::definition(
+                    format!("questions[{i}].correct"),
+                    "must index one of the choices",
+                ));
             }
             if !(MIN_TIME_LIMIT_MS..=MAX_TIME_LIMIT_MS).contains(&q.time_limit_ms) {
                 return Err(DomainError::definition(
@@ -72,7 +88,10 @@ impl QuizDefinition {
                 ));
             }
             if q.points > MAX_POINTS {
-                return Err(DomainError::definition(format!("questions[{i}].points"), format!("must be at most {MAX_POINTS}")));
+                return Err(DomainError::definition(
+                    format!("questions[{i}].points"),
+                    format!("must be at most {MAX_POINTS}"),
+                ));
             }
         }
         Ok(())
@@ -82,10 +101,16 @@ impl QuizDefinition {
 fn check_text(field: &str, text: &str, min: usize, max: usize) -> Result<(), DomainError> {
     let n = text.chars().count();
     if n < min || n > max || text.trim().chars().count() < min {
-        return Err(DomainError::definition(field, format!("must be {min} to {max} characters")));
+        return Err(DomainError::definition(
+            field,
+            format!("must be {min} to {max} characters"),
+        ));
     }
     if text.chars().any(char::is_control) {
-        return Err(DomainError::definition(field, "must not contain control characters"));
+        return Err(DomainError::definition(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }
@@ -127,15 +152,36 @@ pub(crate) mod tests {
         let cases: &[(Edit, &str)] = &[
             (|d| d.title = "t".repeat(121), "title"),
             (|d| d.questions.clear(), "questions"),
-            (|d| d.questions = vec![d.questions[0].clone(); 101], "questions"),
+            (
+                |d| d.questions = vec![d.questions[0].clone(); 101],
+                "questions",
+            ),
             (|d| d.questions[1].text = " ".into(), "questions[1].text"),
-            (|d| d.questions[0].text = "a\u{0}b".into(), "questions[0].text"),
-            (|d| d.questions[0].choices.truncate(1), "questions[0].choices"),
-            (|d| d.questions[0].choices = vec!["x".into(); 7], "questions[0].choices"),
-            (|d| d.questions[0].choices[2] = String::new(), "questions[0].choices[2]"),
+            (
+                |d| d.questions[0].text = "a\u{0}b".into(),
+                "questions[0].text",
+            ),
+            (
+                |d| d.questions[0].choices.truncate(1),
+                "questions[0].choices",
+            ),
+            (
+                |d| d.questions[0].choices = vec!["x".into(); 7],
+                "questions[0].choices",
+            ),
+            (
+                |d| d.questions[0].choices[2] = String::new(),
+                "questions[0].choices[2]",
+            ),
             (|d| d.questions[0].correct = 3, "questions[0].correct"),
-            (|d| d.questions[1].time_limit_ms = 999, "questions[1].time_limit_ms"),
-            (|d| d.questions[1].time_limit_ms = 300_001, "questions[1].time_limit_ms"),
+            (
+                |d| d.questions[1].time_limit_ms = 999,
+                "questions[1].time_limit_ms",
+            ),
+            (
+                |d| d.questions[1].time_limit_ms = 300_001,
+                "questions[1].time_limit_ms",
+            ),
             (|d| d.questions[0].points = 10_001, "questions[0].points"),
         ];
         for (edit, field) in cases {

@@ -11,6 +11,9 @@ pub enum DomainError {
 
 impl DomainError {
     pub(crate) fn definition(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self::InvalidDefinition { field: field.into(), reason: reason.into() }
+        Self::InvalidDefinition {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }

@@ -8,10 +8,27 @@ use crate::{Millis, Standing};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum Event {
-    QuestionStarted { index: u16, started_ms: Millis, deadline_ms: Millis },
-    QuestionClosed { index: u16, correct: u8, distribution: Vec<u32>, answered: u32, reason: CloseReason },
-    Leaderboard { top: Vec<Standing>, players: u32, answered: Option<u32> },
-    QuizEnded { top: Vec<Standing>, players: u32 },
+    QuestionStarted {
+        index: u16,
+        started_ms: Millis,
+        deadline_ms: Millis,
+    },
+    QuestionClosed {
+        index: u16,
+        correct: u8,
+        distribution: Vec<u32>,
+        answered: u32,
+        reason: CloseReason,
+    },
+    Leaderboard {
+        top: Vec<Standing>,
+        players: u32,
+        answered: Option<u32>,
+    },
+    QuizEnded {
+        top: Vec<Standing>,
+        players: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

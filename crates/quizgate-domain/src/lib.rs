@@ -16,20 +16,20 @@ mod quiz;
 mod scoring;
 mod standings;
 
-pub use code::{JoinCode, JOIN_CODE_ALPHABET, JOIN_CODE_LEN};
+pub use code::{JOIN_CODE_ALPHABET, JOIN_CODE_LEN, JoinCode};
 pub use definition::{
-    Question, QuizDefinition, MAX_CHOICES, MAX_CHOICE_CHARS, MAX_POINTS, MAX_QUESTIONS,
-    MAX_QUESTION_CHARS, MAX_TIME_LIMIT_MS, MAX_TITLE_CHARS, MIN_CHOICES, MIN_TIME_LIMIT_MS,
+    MAX_CHOICE_CHARS, MAX_CHOICES, MAX_POINTS, MAX_QUESTION_CHARS, MAX_QUESTIONS,
+    MAX_TIME_LIMIT_MS, MAX_TITLE_CHARS, MIN_CHOICES, MIN_TIME_LIMIT_MS, Question, QuizDefinition,
 };
 pub use error::DomainError;
 pub use event::{CloseReason, Event, Sequenced};
-pub use nickname::{validate_nickname, MAX_NICKNAME_CHARS};
+pub use nickname::{MAX_NICKNAME_CHARS, validate_nickname};
 pub use quiz::{
-    AnswerOutcome, AnswerRecord, CommandOutcome, CurrentQuestion, HostCommand, JoinRefused, Phase,
-    PlayerView, Quiz, QuizSnapshot, MAX_PLAYERS,
+    AnswerOutcome, AnswerRecord, CommandOutcome, CurrentQuestion, HostCommand, JoinRefused,
+    LeaderboardDue, MAX_PLAYERS, Phase, PlayerView, Quiz, QuizSnapshot,
 };
 pub use scoring::score;
-pub use standings::{rank_of, Standing, LEADERBOARD_SIZE};
+pub use standings::{LEADERBOARD_SIZE, Standing, rank_of};
 
 /// Milliseconds since the Unix epoch, as read from the one clock that decides.
 pub type Millis = u64;

@@ -16,7 +16,9 @@ pub fn validate_nickname(raw: &str) -> Result<&str, DomainError> {
     // Control and format characters (including bidi overrides and zero-width
     // joiners) would let one nickname impersonate another on the leaderboard.
     if nick.chars().any(|c| c.is_control() || is_format_char(c)) {
-        return Err(DomainError::InvalidNickname("contains control or invisible characters"));
+        return Err(DomainError::InvalidNickname(
+            "contains control or invisible characters",
+        ));
     }
     Ok(nick)
 }

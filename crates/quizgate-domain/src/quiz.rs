@@ -4,7 +4,10 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::nickname::nickname_key;
-use crate::{rank_of, score, CloseReason, Event, Millis, PlayerId, QuizDefinition, Sequenced, Standing, LEADERBOARD_SIZE};
+use crate::{
+    CloseReason, Event, LEADERBOARD_SIZE, Millis, PlayerId, QuizDefinition, Sequenced, Standing,
+    rank_of, score,
+};
 
 /// Most players one quiz admits.
 pub const MAX_PLAYERS: u32 = 200_000;
@@ -75,6 +78,17 @@ pub enum HostCommand {
 pub enum CommandOutcome {
     Done,
     WrongPhase,
+}
+
+/// Whether a coalesced leaderboard is owed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaderboardDue {
+    /// Something changed and the interval has passed.
+    Due,
+    /// Something changed, but the last leaderboard is too recent.
+    TooSoon,
+    /// Nothing changed since the last leaderboard.
+    Clean,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,14 +198,22 @@ impl Quiz {
         if self.nicknames.contains_key(&key) {
             return Err(JoinRefused::NicknameTaken);
         }
-        self.players.push(Player { nickname: nickname.to_owned(), score: 0 });
+        self.players.push(Player {
+            nickname: nickname.to_owned(),
+            score: 0,
+        });
         let id = self.players.len() as PlayerId;
         self.nicknames.insert(key, id);
         self.leaderboard_dirty = true;
         Ok(id)
     }
 
-    pub fn command(&mut self, cmd: HostCommand, now: Millis, out: &mut Vec<Sequenced>) -> CommandOutcome {
+    pub fn command(
+        &mut self,
+        cmd: HostCommand,
+        now: Millis,
+        out: &mut Vec<Sequenced>,
+    ) -> CommandOutcome {
         match (cmd, self.phase) {
             (HostCommand::Start, Phase::Lobby) => self.ask(0, now, out),
             (HostCommand::Next, Phase::Reveal) => {
@@ -215,7 +237,14 @@ impl Quiz {
 
     /// Scores an answer by the server's clock `now`. When it is the last player's
     /// answer, the question closes in the same step.
-    pub fn answer(&mut self, player: PlayerId, index: u16, choice: u8, now: Millis, out: &mut Vec<Sequenced>) -> AnswerOutcome {
+    pub fn answer(
+        &mut self,
+        player: PlayerId,
+        index: u16,
+        choice: u8,
+        now: Millis,
+        out: &mut Vec<Sequenced>,
+    ) -> AnswerOutcome {
         if let Some(record) = self.answers.get(&(player, index)) {
             return AnswerOutcome::Duplicate(*record);
         }
@@ -232,13 +261,22 @@ impl Quiz {
         if usize::from(choice) >= question.choices.len() {
             return AnswerOutcome::InvalidChoice;
         }
-        let points = score(question.points, choice == question.correct, now - current.started_ms, question.time_limit_ms);
+        let points = score(
+            question.points,
+            choice == question.correct,
+            now - current.started_ms,
+            question.time_limit_ms,
+        );
         current.answered += 1;
         current.distribution[usize::from(choice)] += 1;
         let all_answered = current.answered >= self.players.len() as u32;
         let p = &mut self.players[(player - 1) as usize];
         p.score += u64::from(points);
-        let record = AnswerRecord { choice, points, total: p.score };
+        let record = AnswerRecord {
+            choice,
+            points,
+            total: p.score,
+        };
         self.answers.insert((player, index), record);
         self.leaderboard_dirty = true;
         if all_answered {
@@ -267,8 +305,13 @@ impl Quiz {
 
     /// Publishes a leaderboard if something changed since the last one and at
     /// least `interval` has passed. This is what coalesces leaderboard pushes.
-    pub fn leaderboard_if_due(&mut self, now: Millis, interval: Millis, out: &mut Vec<Sequenced>) -> bool {
-        if !self.leaderboard_due(now, interval) {
+    pub fn leaderboard_if_due(
+        &mut self,
+        now: Millis,
+        interval: Millis,
+        out: &mut Vec<Sequenced>,
+    ) -> bool {
+        if self.leaderboard_due(now, interval) != LeaderboardDue::Due {
             return false;
         }
         self.push_leaderboard(now, out);
@@ -276,14 +319,27 @@ impl Quiz {
     }
 
     /// Whether [`Self::leaderboard_if_due`] would publish at `now`.
-    pub fn leaderboard_due(&self, now: Millis, interval: Millis) -> bool {
-        let too_soon = self.leaderboard_ms.is_some_and(|last| now < last + interval);
-        self.leaderboard_dirty && self.phase != Phase::Ended && !too_soon
+    pub fn leaderboard_due(&self, now: Millis, interval: Millis) -> LeaderboardDue {
+        if !self.leaderboard_dirty || self.phase == Phase::Ended {
+            LeaderboardDue::Clean
+        } else if self
+            .leaderboard_ms
+            .is_some_and(|last| now < last + interval)
+        {
+            LeaderboardDue::TooSoon
+        } else {
+            LeaderboardDue::Due
+        }
     }
 
     /// Every player's score, highest first; ties in join order.
     pub fn scores(&self) -> Vec<(PlayerId, u64)> {
-        let mut all: Vec<(PlayerId, u64)> = self.players.iter().enumerate().map(|(i, p)| (i as PlayerId + 1, p.score)).collect();
+        let mut all: Vec<(PlayerId, u64)> = self
+            .players
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i as PlayerId + 1, p.score))
+            .collect();
         all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         all
     }
@@ -298,7 +354,10 @@ impl Quiz {
                 nickname: p.nickname.clone(),
                 score: p.score,
                 rank: rank_of(p.score, &desc),
-                answer: self.current.as_ref().and_then(|q| self.answers.get(&(id, q.index)).copied()),
+                answer: self
+                    .current
+                    .as_ref()
+                    .and_then(|q| self.answers.get(&(id, q.index)).copied()),
             }
         });
         QuizSnapshot {
@@ -323,11 +382,21 @@ impl Quiz {
             distribution: vec![0; q.choices.len()],
         });
         self.phase = Phase::Question;
-        self.emit(now, Event::QuestionStarted { index, started_ms: now, deadline_ms }, out);
+        self.emit(
+            now,
+            Event::QuestionStarted {
+                index,
+                started_ms: now,
+                deadline_ms,
+            },
+            out,
+        );
     }
 
     fn close(&mut self, reason: CloseReason, now: Millis, out: &mut Vec<Sequenced>) {
-        let Some(q) = self.current.as_ref() else { return };
+        let Some(q) = self.current.as_ref() else {
+            return;
+        };
         let event = Event::QuestionClosed {
             index: q.index,
             correct: self.def.questions[usize::from(q.index)].correct,
@@ -346,15 +415,34 @@ impl Quiz {
     fn end(&mut self, now: Millis, out: &mut Vec<Sequenced>) {
         self.phase = Phase::Ended;
         let top = self.top(&self.scores());
-        self.emit(now, Event::QuizEnded { top, players: self.player_count() }, out);
+        self.emit(
+            now,
+            Event::QuizEnded {
+                top,
+                players: self.player_count(),
+            },
+            out,
+        );
     }
 
     fn push_leaderboard(&mut self, now: Millis, out: &mut Vec<Sequenced>) {
-        let answered = self.current.as_ref().filter(|_| self.phase == Phase::Question).map(|q| q.answered);
+        let answered = self
+            .current
+            .as_ref()
+            .filter(|_| self.phase == Phase::Question)
+            .map(|q| q.answered);
         let top = self.top(&self.scores());
         self.leaderboard_dirty = false;
         self.leaderboard_ms = Some(now);
-        self.emit(now, Event::Leaderboard { top, players: self.player_count(), answered }, out);
+        self.emit(
+            now,
+            Event::Leaderboard {
+                top,
+                players: self.player_count(),
+                answered,
+            },
+            out,
+        );
     }
 
     fn top(&self, scores: &[(PlayerId, u64)]) -> Vec<Standing> {
@@ -369,14 +457,23 @@ impl Quiz {
                     rank = i as u32 + 1;
                     last = Some(*score);
                 }
-                Standing { player_id: *id, nickname: self.players[(*id - 1) as usize].nickname.clone(), score: *score, rank }
+                Standing {
+                    player_id: *id,
+                    nickname: self.players[(*id - 1) as usize].nickname.clone(),
+                    score: *score,
+                    rank,
+                }
             })
             .collect()
     }
 
     fn emit(&mut self, now: Millis, event: Event, out: &mut Vec<Sequenced>) {
         self.seq += 1;
-        out.push(Sequenced { seq: self.seq, ts_ms: now, event });
+        out.push(Sequenced {
+            seq: self.seq,
+            ts_ms: now,
+            event,
+        });
     }
 }
 
@@ -430,7 +527,11 @@ mod tests {
             for c in *before {
                 assert_eq!(q.command(*c, 1_000, &mut out), Done, "{before:?}");
             }
-            assert_eq!(q.command(*cmd, 2_000, &mut out), *want, "{before:?} then {cmd:?}");
+            assert_eq!(
+                q.command(*cmd, 2_000, &mut out),
+                *want,
+                "{before:?} then {cmd:?}"
+            );
             assert_eq!(q.phase(), *phase, "{before:?} then {cmd:?}");
         }
     }
@@ -445,7 +546,18 @@ mod tests {
         q.answer(2, 0, 0, 400, &mut out); // the last answer closes the question
         q.command(HostCommand::Next, 500, &mut out);
         q.command(HostCommand::End, 600, &mut out);
-        assert_eq!(kinds(&out), ["started", "leaderboard", "closed", "leaderboard", "started", "closed", "ended"]);
+        assert_eq!(
+            kinds(&out),
+            [
+                "started",
+                "leaderboard",
+                "closed",
+                "leaderboard",
+                "started",
+                "closed",
+                "ended"
+            ]
+        );
         let seqs: Vec<u64> = out.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, (1..=7).collect::<Vec<_>>());
         assert_eq!(q.seq(), 7);
@@ -456,9 +568,36 @@ mod tests {
         use AnswerOutcome::*;
         // question 0: started at 1_000, limit 10_000 → deadline 11_000, correct = 1, 1000 points
         let cases: &[(u16, u8, Millis, AnswerOutcome)] = &[
-            (0, 1, 1_000, Accepted(AnswerRecord { choice: 1, points: 1000, total: 1000 })),
-            (0, 1, 11_000, Accepted(AnswerRecord { choice: 1, points: 500, total: 500 })),
-            (0, 0, 2_000, Accepted(AnswerRecord { choice: 0, points: 0, total: 0 })),
+            (
+                0,
+                1,
+                1_000,
+                Accepted(AnswerRecord {
+                    choice: 1,
+                    points: 1000,
+                    total: 1000,
+                }),
+            ),
+            (
+                0,
+                1,
+                11_000,
+                Accepted(AnswerRecord {
+                    choice: 1,
+                    points: 500,
+                    total: 500,
+                }),
+            ),
+            (
+                0,
+                0,
+                2_000,
+                Accepted(AnswerRecord {
+                    choice: 0,
+                    points: 0,
+                    total: 0,
+                }),
+            ),
             (0, 1, 11_001, Late),
             (1, 0, 2_000, WrongPhase),
             (0, 3, 2_000, InvalidChoice),
@@ -467,7 +606,11 @@ mod tests {
             let mut q = quiz_with(&["ann", "bob"]);
             let mut out = Vec::new();
             q.command(HostCommand::Start, 1_000, &mut out);
-            assert_eq!(q.answer(1, *index, *choice, *at, &mut out), *want, "{index} {choice} {at}");
+            assert_eq!(
+                q.answer(1, *index, *choice, *at, &mut out),
+                *want,
+                "{index} {choice} {at}"
+            );
         }
     }
 
@@ -475,14 +618,30 @@ mod tests {
     fn answer_outside_a_question() {
         let mut q = quiz_with(&["ann", "bob"]);
         let mut out = Vec::new();
-        assert_eq!(q.answer(1, 0, 0, 0, &mut out), AnswerOutcome::WrongPhase, "lobby");
+        assert_eq!(
+            q.answer(1, 0, 0, 0, &mut out),
+            AnswerOutcome::WrongPhase,
+            "lobby"
+        );
         q.command(HostCommand::Start, 0, &mut out);
         q.command(HostCommand::Skip, 10, &mut out);
-        assert_eq!(q.answer(1, 0, 1, 20, &mut out), AnswerOutcome::Late, "closed question");
+        assert_eq!(
+            q.answer(1, 0, 1, 20, &mut out),
+            AnswerOutcome::Late,
+            "closed question"
+        );
         q.command(HostCommand::Next, 30, &mut out);
-        assert_eq!(q.answer(1, 0, 1, 40, &mut out), AnswerOutcome::Late, "earlier question");
+        assert_eq!(
+            q.answer(1, 0, 1, 40, &mut out),
+            AnswerOutcome::Late,
+            "earlier question"
+        );
         q.command(HostCommand::End, 50, &mut out);
-        assert_eq!(q.answer(1, 1, 0, 60, &mut out), AnswerOutcome::WrongPhase, "ended");
+        assert_eq!(
+            q.answer(1, 1, 0, 60, &mut out),
+            AnswerOutcome::WrongPhase,
+            "ended"
+        );
     }
 
     #[test]
@@ -491,10 +650,19 @@ mod tests {
         let mut out = Vec::new();
         q.command(HostCommand::Start, 0, &mut out);
         let first = q.answer(1, 0, 1, 0, &mut out);
-        let AnswerOutcome::Accepted(record) = first else { panic!("{first:?}") };
-        assert_eq!(q.answer(1, 0, 0, 5, &mut out), AnswerOutcome::Duplicate(record));
+        let AnswerOutcome::Accepted(record) = first else {
+            panic!("{first:?}")
+        };
+        assert_eq!(
+            q.answer(1, 0, 0, 5, &mut out),
+            AnswerOutcome::Duplicate(record)
+        );
         q.command(HostCommand::Skip, 10, &mut out);
-        assert_eq!(q.answer(1, 0, 1, 20, &mut out), AnswerOutcome::Duplicate(record), "after the close too");
+        assert_eq!(
+            q.answer(1, 0, 1, 20, &mut out),
+            AnswerOutcome::Duplicate(record),
+            "after the close too"
+        );
         assert_eq!(q.scores()[0], (1, 1000));
     }
 
@@ -503,11 +671,16 @@ mod tests {
         let mut q = quiz_with(&["ann"]);
         let mut out = Vec::new();
         q.command(HostCommand::Start, 0, &mut out);
-        assert!(!q.close_if_due(0, 10_000, &mut out), "deadline itself still open");
+        assert!(
+            !q.close_if_due(0, 10_000, &mut out),
+            "deadline itself still open"
+        );
         assert!(q.close_if_due(0, 10_001, &mut out));
         assert!(!q.close_if_due(0, 10_002, &mut out));
         assert_eq!(kinds(&out), ["started", "closed", "leaderboard"]);
-        let Event::QuestionClosed { reason, .. } = &out[1].event else { panic!() };
+        let Event::QuestionClosed { reason, .. } = &out[1].event else {
+            panic!()
+        };
         assert_eq!(*reason, CloseReason::Deadline);
     }
 
@@ -517,16 +690,34 @@ mod tests {
         let mut out = Vec::new();
         q.command(HostCommand::Start, 0, &mut out);
         out.clear();
-        assert!(q.leaderboard_if_due(0, 250, &mut out), "joins made it dirty");
+        assert!(
+            q.leaderboard_if_due(0, 250, &mut out),
+            "joins made it dirty"
+        );
         assert!(!q.leaderboard_if_due(300, 250, &mut out), "nothing changed");
         q.answer(1, 0, 1, 310, &mut out);
         assert!(!q.leaderboard_if_due(200, 250, &mut out), "too soon");
         q.answer(2, 0, 1, 320, &mut out);
-        assert!(q.leaderboard_if_due(330, 250, &mut out), "two answers, one push");
+        assert!(
+            q.leaderboard_if_due(330, 250, &mut out),
+            "two answers, one push"
+        );
         assert_eq!(out.len(), 2);
-        let Event::Leaderboard { answered, players, top } = &out[1].event else { panic!() };
+        let Event::Leaderboard {
+            answered,
+            players,
+            top,
+        } = &out[1].event
+        else {
+            panic!()
+        };
         assert_eq!((*answered, *players), (Some(2), 3));
-        assert_eq!(top.iter().map(|s| (s.player_id, s.rank)).collect::<Vec<_>>(), [(1, 1), (2, 2), (3, 3)]);
+        assert_eq!(
+            top.iter()
+                .map(|s| (s.player_id, s.rank))
+                .collect::<Vec<_>>(),
+            [(1, 1), (2, 2), (3, 3)]
+        );
     }
 
     #[test]
@@ -563,7 +754,13 @@ mod tests {
         q.answer(1, 0, 1, 0, &mut out);
         q.answer(2, 0, 1, 0, &mut out);
         q.command(HostCommand::End, 1, &mut out);
-        let Some(Sequenced { event: Event::QuizEnded { top, .. }, .. }) = out.last() else { panic!() };
+        let Some(Sequenced {
+            event: Event::QuizEnded { top, .. },
+            ..
+        }) = out.last()
+        else {
+            panic!()
+        };
         assert_eq!(top.iter().map(|s| s.rank).collect::<Vec<_>>(), [1, 1, 3]);
     }
 }

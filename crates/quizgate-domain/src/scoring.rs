@@ -41,7 +41,11 @@ mod tests {
             (10_000, true, 5_000, 10_000, 7500),
         ];
         for (points, correct, elapsed, limit, want) in cases {
-            assert_eq!(score(points, correct, elapsed, limit), want, "{points} {correct} {elapsed} {limit}");
+            assert_eq!(
+                score(points, correct, elapsed, limit),
+                want,
+                "{points} {correct} {elapsed} {limit}"
+            );
         }
     }
 

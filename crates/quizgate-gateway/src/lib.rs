@@ -1,1 +1,23 @@
-//! placeholder
+//! One quizgate node: the public listener (WebSocket `/ws` and the hosts' HTTP
+//! API), the private admin listener (health, readiness, metrics), a task per
+//! connection, the local registry of which connection follows which quiz, and
+//! the ticker that fires deadlines and coalesced leaderboards.
+//!
+//! Architecture invariant: the gateway never decides a quiz rule; it asks the
+//! [`quizgate_backplane::Backplane`] and relays what it answers. Only this crate
+//! names tungstenite or hyper.
+
+mod config;
+mod connection;
+mod error;
+mod http;
+mod listener;
+mod node;
+mod registry;
+mod server;
+mod ticker;
+mod view;
+
+pub use config::{BackplaneConfig, Config};
+pub use error::GatewayError;
+pub use server::Server;

@@ -45,10 +45,15 @@ impl CloseCode {
 
     pub fn group(self) -> CloseGroup {
         match self {
-            Self::Normal | Self::ProtocolError | Self::UnsupportedData | Self::InvalidPayload | Self::MessageTooBig | Self::QuizGone => {
-                CloseGroup::DontReconnect
+            Self::Normal
+            | Self::ProtocolError
+            | Self::UnsupportedData
+            | Self::InvalidPayload
+            | Self::MessageTooBig
+            | Self::QuizGone => CloseGroup::DontReconnect,
+            Self::PolicyViolation | Self::InternalError | Self::TryAgainLater => {
+                CloseGroup::Backoff
             }
-            Self::PolicyViolation | Self::InternalError | Self::TryAgainLater => CloseGroup::Backoff,
             Self::GoingAway | Self::SlowConsumer => CloseGroup::Resume,
         }
     }

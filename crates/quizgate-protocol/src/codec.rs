@@ -82,7 +82,9 @@ fn from_slice<'a, T: Deserialize<'a>>(encoding: Encoding, bytes: &'a [u8]) -> Re
 pub fn decode(encoding: Encoding, bytes: &[u8]) -> Result<ClientFrame, DecodeError> {
     from_slice(encoding, bytes).or_else(|reason| {
         // Only on failure: find out what kind of failure it was.
-        let kind = from_slice::<TypeOnly>(encoding, bytes).map_err(DecodeError::Malformed)?.t;
+        let kind = from_slice::<TypeOnly>(encoding, bytes)
+            .map_err(DecodeError::Malformed)?
+            .t;
         if CLIENT_TYPES.contains(&kind.as_str()) {
             Err(DecodeError::Invalid { kind, reason })
         } else {
@@ -95,8 +97,12 @@ pub fn decode(encoding: Encoding, bytes: &[u8]) -> Result<ClientFrame, DecodeErr
 /// so that a JavaScript client reads the same shape as the JSON.
 pub fn encode(encoding: Encoding, frame: &ServerFrame) -> Result<Bytes, String> {
     match encoding {
-        Encoding::Json => serde_json::to_vec(frame).map(Bytes::from).map_err(|e| e.to_string()),
-        Encoding::MsgPack => rmp_serde::to_vec_named(frame).map(Bytes::from).map_err(|e| e.to_string()),
+        Encoding::Json => serde_json::to_vec(frame)
+            .map(Bytes::from)
+            .map_err(|e| e.to_string()),
+        Encoding::MsgPack => rmp_serde::to_vec_named(frame)
+            .map(Bytes::from)
+            .map_err(|e| e.to_string()),
     }
 }
 
@@ -112,7 +118,10 @@ mod tests {
     }
 
     fn msgpack(v: serde_json::Value) -> Result<ClientFrame, DecodeError> {
-        decode(Encoding::MsgPack, &rmp_serde::to_vec_named(&v).expect("encode"))
+        decode(
+            Encoding::MsgPack,
+            &rmp_serde::to_vec_named(&v).expect("encode"),
+        )
     }
 
     #[test]
@@ -120,23 +129,52 @@ mod tests {
         let cases: Vec<(serde_json::Value, ClientFrame)> = vec![
             (
                 serde_json::json!({"t": "join", "code": "ABC234", "nickname": "ann", "rid": 1}),
-                ClientFrame::Join { code: "ABC234".into(), nickname: "ann".into(), rid: Some(1) },
+                ClientFrame::Join {
+                    code: "ABC234".into(),
+                    nickname: "ann".into(),
+                    rid: Some(1),
+                },
             ),
-            (serde_json::json!({"t": "answer", "question": 2, "choice": 1}), ClientFrame::Answer { question: 2, choice: 1, rid: None }),
-            (serde_json::json!({"t": "start", "extra": true}), ClientFrame::Start { rid: None }),
+            (
+                serde_json::json!({"t": "answer", "question": 2, "choice": 1}),
+                ClientFrame::Answer {
+                    question: 2,
+                    choice: 1,
+                    rid: None,
+                },
+            ),
+            (
+                serde_json::json!({"t": "start", "extra": true}),
+                ClientFrame::Start { rid: None },
+            ),
             (
                 serde_json::json!({"t": "resume", "token": "x", "last_seq": 12}),
-                ClientFrame::Resume { token: "x".into(), last_seq: 12, rid: None },
+                ClientFrame::Resume {
+                    token: "x".into(),
+                    last_seq: 12,
+                    rid: None,
+                },
             ),
             (
                 serde_json::json!({"t": "host", "code": "ABC234", "token": "h", "rid": 9}),
-                ClientFrame::Host { code: "ABC234".into(), token: "h".into(), rid: Some(9) },
+                ClientFrame::Host {
+                    code: "ABC234".into(),
+                    token: "h".into(),
+                    rid: Some(9),
+                },
             ),
-            (serde_json::json!({"t": "ping"}), ClientFrame::Ping { rid: None }),
+            (
+                serde_json::json!({"t": "ping"}),
+                ClientFrame::Ping { rid: None },
+            ),
         ];
         for (value, want) in cases {
             assert_eq!(json(&value.to_string()).as_ref(), Ok(&want), "json {value}");
-            assert_eq!(msgpack(value.clone()).as_ref(), Ok(&want), "msgpack {value}");
+            assert_eq!(
+                msgpack(value.clone()).as_ref(),
+                Ok(&want),
+                "msgpack {value}"
+            );
         }
     }
 
@@ -148,16 +186,34 @@ mod tests {
             ("{\"type\":\"join\"}", ErrorCode::MalformedFrame),
             ("{\"t\":7}", ErrorCode::MalformedFrame),
             ("{\"t\":\"dance\"}", ErrorCode::UnknownType),
-            ("{\"t\":\"join\",\"code\":\"ABC234\"}", ErrorCode::InvalidFrame),
-            ("{\"t\":\"answer\",\"question\":0,\"choice\":\"b\"}", ErrorCode::InvalidFrame),
-            ("{\"t\":\"answer\",\"question\":0,\"choice\":300}", ErrorCode::InvalidFrame),
-            ("{\"t\":\"answer\",\"question\":-1,\"choice\":0}", ErrorCode::InvalidFrame),
+            (
+                "{\"t\":\"join\",\"code\":\"ABC234\"}",
+                ErrorCode::InvalidFrame,
+            ),
+            (
+                "{\"t\":\"answer\",\"question\":0,\"choice\":\"b\"}",
+                ErrorCode::InvalidFrame,
+            ),
+            (
+                "{\"t\":\"answer\",\"question\":0,\"choice\":300}",
+                ErrorCode::InvalidFrame,
+            ),
+            (
+                "{\"t\":\"answer\",\"question\":-1,\"choice\":0}",
+                ErrorCode::InvalidFrame,
+            ),
         ];
         for (raw, want) in cases {
             assert_eq!(json(raw).map_err(|e| e.code()), Err(*want), "{raw}");
         }
-        assert_eq!(decode(Encoding::MsgPack, &[0xc1]).map_err(|e| e.code()), Err(ErrorCode::MalformedFrame));
-        assert_eq!(msgpack(serde_json::json!({"t": "join"})).map_err(|e| e.code()), Err(ErrorCode::InvalidFrame));
+        assert_eq!(
+            decode(Encoding::MsgPack, &[0xc1]).map_err(|e| e.code()),
+            Err(ErrorCode::MalformedFrame)
+        );
+        assert_eq!(
+            msgpack(serde_json::json!({"t": "join"})).map_err(|e| e.code()),
+            Err(ErrorCode::InvalidFrame)
+        );
         let missing = json("{\"t\":\"join\",\"code\":\"ABC234\"}").expect_err("missing");
         assert!(missing.to_string().contains("nickname"), "{missing}");
     }
@@ -179,15 +235,35 @@ mod tests {
                     deadline_ms: 10_010,
                 },
             },
-            ServerFrame::Reveal { seq: 4, ts: 11, index: 0, correct: 1, distribution: vec![2, 1], answered: 3, reason: CloseReason::AllAnswered },
+            ServerFrame::Reveal {
+                seq: 4,
+                ts: 11,
+                index: 0,
+                correct: 1,
+                distribution: vec![2, 1],
+                answered: 3,
+                reason: CloseReason::AllAnswered,
+            },
             ServerFrame::Leaderboard {
                 seq: 5,
                 ts: 12,
-                top: vec![Standing { player_id: 1, nickname: "ann".into(), score: 900, rank: 1 }],
+                top: vec![Standing {
+                    player_id: 1,
+                    nickname: "ann".into(),
+                    score: 900,
+                    rank: 1,
+                }],
                 players: 3,
                 answered: None,
             },
-            ServerFrame::AnswerResult(AnswerResult { rid: Some(4), question: 0, status: AnswerStatus::Accepted, choice: Some(1), points: Some(900), total: Some(900) }),
+            ServerFrame::AnswerResult(AnswerResult {
+                rid: Some(4),
+                question: 0,
+                status: AnswerStatus::Accepted,
+                choice: Some(1),
+                points: Some(900),
+                total: Some(900),
+            }),
             ServerFrame::Welcome(Welcome {
                 rid: None,
                 role: Role::Player,
@@ -225,7 +301,8 @@ mod tests {
 
     #[test]
     fn msgpack_frames_are_maps_with_string_keys() {
-        let bytes = encode(Encoding::MsgPack, &ServerFrame::Pong { rid: None, ts: 1 }).expect("encode");
+        let bytes =
+            encode(Encoding::MsgPack, &ServerFrame::Pong { rid: None, ts: 1 }).expect("encode");
         let value: serde_json::Value = rmp_serde::from_slice(&bytes).expect("decode");
         assert_eq!(value, serde_json::json!({"t": "pong", "ts": 1}));
     }

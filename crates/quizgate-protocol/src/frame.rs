@@ -9,21 +9,49 @@ use crate::ErrorCode;
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum ClientFrame {
     /// Join a quiz as a player.
-    Join { code: String, nickname: String, rid: Option<u64> },
+    Join {
+        code: String,
+        nickname: String,
+        rid: Option<u64>,
+    },
     /// Come back as the player a session token names, after `last_seq`.
-    Resume { token: String, last_seq: u64, rid: Option<u64> },
+    Resume {
+        token: String,
+        last_seq: u64,
+        rid: Option<u64>,
+    },
     /// Act as the host of a quiz.
-    Host { code: String, token: String, rid: Option<u64> },
-    Answer { question: u16, choice: u8, rid: Option<u64> },
-    Start { rid: Option<u64> },
-    Next { rid: Option<u64> },
-    Skip { rid: Option<u64> },
-    End { rid: Option<u64> },
-    Ping { rid: Option<u64> },
+    Host {
+        code: String,
+        token: String,
+        rid: Option<u64>,
+    },
+    Answer {
+        question: u16,
+        choice: u8,
+        rid: Option<u64>,
+    },
+    Start {
+        rid: Option<u64>,
+    },
+    Next {
+        rid: Option<u64>,
+    },
+    Skip {
+        rid: Option<u64>,
+    },
+    End {
+        rid: Option<u64>,
+    },
+    Ping {
+        rid: Option<u64>,
+    },
 }
 
 /// Every `t` a client may send.
-pub(crate) const CLIENT_TYPES: &[&str] = &["join", "resume", "host", "answer", "start", "next", "skip", "end", "ping"];
+pub(crate) const CLIENT_TYPES: &[&str] = &[
+    "join", "resume", "host", "answer", "start", "next", "skip", "end", "ping",
+];
 
 impl ClientFrame {
     pub fn rid(&self) -> Option<u64> {
@@ -95,7 +123,11 @@ pub enum ServerFrame {
     AnswerResult(AnswerResult),
     /// The receiving player's own score and rank; sent after each leaderboard in
     /// which they changed, and with the final standings.
-    Standing { score: u64, rank: u32, players: u32 },
+    Standing {
+        score: u64,
+        rank: u32,
+        players: u32,
+    },
     /// A host command was carried out.
     Ack {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -119,13 +151,20 @@ impl ServerFrame {
     /// The sequence number of a broadcast frame.
     pub fn seq(&self) -> Option<u64> {
         match self {
-            Self::Question { seq, .. } | Self::Reveal { seq, .. } | Self::Leaderboard { seq, .. } | Self::Ended { seq, .. } => Some(*seq),
+            Self::Question { seq, .. }
+            | Self::Reveal { seq, .. }
+            | Self::Leaderboard { seq, .. }
+            | Self::Ended { seq, .. } => Some(*seq),
             _ => None,
         }
     }
 
     pub fn error(code: ErrorCode, message: impl Into<String>, rid: Option<u64>) -> Self {
-        Self::Error { code, message: message.into(), rid }
+        Self::Error {
+            code,
+            message: message.into(),
+            rid,
+        }
     }
 }
 

@@ -10,7 +10,7 @@ mod error;
 mod frame;
 
 pub use close::{CloseCode, CloseGroup};
-pub use codec::{decode, encode, DecodeError, Encoding, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
+pub use codec::{DecodeError, Encoding, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, decode, encode};
 pub use error::ErrorCode;
 pub use frame::{
     AnswerResult, AnswerStatus, ClientFrame, QuestionView, QuizView, Role, ServerFrame, Welcome,

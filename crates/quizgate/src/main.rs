@@ -1,1 +1,241 @@
-fn main() {}
+//! The quizgate node. `main` reads the configuration (flags or `QUIZGATE_*`
+//! environment variables), validates all of it before binding anything, and
+//! hands over to the gateway. Exit codes: 0 after a clean shutdown, 64 for a bad
+//! setting, 69 when a listener or the backplane cannot be set up, 1 when a
+//! second signal cut the drain short.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use quizgate_gateway::{BackplaneConfig, Config, Server};
+use quizgate_telemetry::LogFormat;
+use tokio_util::sync::CancellationToken;
+
+const EX_USAGE: u8 = 64;
+const EX_UNAVAILABLE: u8 = 69;
+
+/// A clustered WebSocket gateway for live quizzes.
+///
+/// Every flag can also be set by the environment variable shown with it.
+#[derive(Debug, Parser)]
+#[command(name = "quizgate", version)]
+struct Cli {
+    /// Public address: WebSocket /ws and POST /v1/quizzes.
+    #[arg(long, env = "QUIZGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Private admin address: /healthz, /readyz, /metrics.
+    #[arg(long, env = "QUIZGATE_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    admin_listen: SocketAddr,
+    /// Log filter, RUST_LOG syntax.
+    #[arg(long, env = "QUIZGATE_LOG", default_value = "info")]
+    log: String,
+    /// Log format: json or text.
+    #[arg(long, env = "QUIZGATE_LOG_FORMAT", default_value = "json")]
+    log_format: LogFormat,
+    /// Least time between two coalesced leaderboards of a quiz.
+    #[arg(long, env = "QUIZGATE_LEADERBOARD_INTERVAL", default_value = "250ms", value_parser = duration)]
+    leaderboard_interval: Duration,
+    /// Server ping interval; a connection silent for two intervals is dropped.
+    #[arg(long, env = "QUIZGATE_PING_INTERVAL", default_value = "15s", value_parser = duration)]
+    ping_interval: Duration,
+    /// Frames queued per connection before it is closed as a slow consumer (4100).
+    #[arg(long, env = "QUIZGATE_OUTBOUND_QUEUE", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    outbound_queue: u32,
+    /// Largest client frame, in bytes; larger ones close the connection (1009).
+    #[arg(long, env = "QUIZGATE_MAX_MESSAGE_BYTES", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(256..=1_048_576))]
+    max_message_bytes: u32,
+    /// WebSocket read buffer per connection, in bytes.
+    #[arg(long, env = "QUIZGATE_READ_BUFFER_BYTES", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(64..=1_048_576))]
+    read_buffer_bytes: u32,
+    /// Most open WebSocket connections; more are closed with 1013.
+    #[arg(long, env = "QUIZGATE_MAX_CONNECTIONS", default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// Client frames per second per connection (bursts of twice that).
+    #[arg(long, env = "QUIZGATE_FRAMES_PER_SECOND", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    frames_per_second: u32,
+    #[arg(long, env = "QUIZGATE_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = duration)]
+    handshake_timeout: Duration,
+    /// A write to a client that takes longer drops the connection.
+    #[arg(long, env = "QUIZGATE_WRITE_TIMEOUT", default_value = "10s", value_parser = duration)]
+    write_timeout: Duration,
+    /// On SIGTERM, closes (1001) are spread over this window.
+    #[arg(long, env = "QUIZGATE_DRAIN_WINDOW", default_value = "5s", value_parser = duration)]
+    drain_window: Duration,
+    /// Shutdown never takes longer than this.
+    #[arg(long, env = "QUIZGATE_SHUTDOWN_GRACE", default_value = "30s", value_parser = duration)]
+    shutdown_grace: Duration,
+    /// A quiz nobody touched for this long is removed.
+    #[arg(long, env = "QUIZGATE_QUIZ_IDLE_TTL", default_value = "2h", value_parser = duration)]
+    quiz_idle_ttl: Duration,
+    /// How long an ended quiz stays for late readers and resumes.
+    #[arg(long, env = "QUIZGATE_QUIZ_ENDED_TTL", default_value = "10m", value_parser = duration)]
+    quiz_ended_ttl: Duration,
+    /// Events kept per quiz for resume.
+    #[arg(long, env = "QUIZGATE_EVENT_LOG_CAPACITY", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(16..=1_000_000))]
+    event_log_capacity: u32,
+}
+
+impl Cli {
+    /// Checks what a single value cannot: relations between settings.
+    fn into_config(self) -> Result<Config, String> {
+        let positive = [
+            ("QUIZGATE_LEADERBOARD_INTERVAL", self.leaderboard_interval),
+            ("QUIZGATE_PING_INTERVAL", self.ping_interval),
+            ("QUIZGATE_HANDSHAKE_TIMEOUT", self.handshake_timeout),
+            ("QUIZGATE_WRITE_TIMEOUT", self.write_timeout),
+            ("QUIZGATE_SHUTDOWN_GRACE", self.shutdown_grace),
+            ("QUIZGATE_QUIZ_IDLE_TTL", self.quiz_idle_ttl),
+            ("QUIZGATE_QUIZ_ENDED_TTL", self.quiz_ended_ttl),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, d)| d.is_zero()) {
+            return Err(format!("invalid {name}: must be greater than zero"));
+        }
+        if self.drain_window >= self.shutdown_grace {
+            return Err(
+                "invalid QUIZGATE_DRAIN_WINDOW: must be shorter than QUIZGATE_SHUTDOWN_GRACE"
+                    .into(),
+            );
+        }
+        if self.listen == self.admin_listen && self.listen.port() != 0 {
+            return Err("invalid QUIZGATE_ADMIN_LISTEN: must differ from QUIZGATE_LISTEN".into());
+        }
+        Ok(Config {
+            listen: self.listen,
+            admin_listen: self.admin_listen,
+            backplane: BackplaneConfig::Memory {
+                idle_ttl: self.quiz_idle_ttl,
+                ended_ttl: self.quiz_ended_ttl,
+                log_capacity: self.event_log_capacity as usize,
+            },
+            leaderboard_interval: self.leaderboard_interval,
+            ping_interval: self.ping_interval,
+            outbound_queue: self.outbound_queue as usize,
+            max_message_bytes: self.max_message_bytes as usize,
+            read_buffer_bytes: self.read_buffer_bytes as usize,
+            max_connections: self.max_connections as usize,
+            handshake_timeout: self.handshake_timeout,
+            write_timeout: self.write_timeout,
+            frames_per_second: self.frames_per_second,
+            drain_window: self.drain_window,
+            shutdown_grace: self.shutdown_grace,
+        })
+    }
+}
+
+/// `250ms`, `15s`, `10m`, `2h`.
+fn duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (n, unit) = raw.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a duration like 250ms, 15s, 10m or 2h"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!(
+            "{raw:?} is not a duration like 250ms, 15s, 10m or 2h"
+        )),
+    }
+}
+
+/// The environment variable behind the flag a clap error is about.
+fn setting_of(e: &clap::Error) -> Option<String> {
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let flag = arg.split_whitespace().next()?.trim_start_matches('-');
+    Some(format!(
+        "QUIZGATE_{}",
+        flag.to_uppercase().replace('-', "_")
+    ))
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let _ = e.print();
+            if let Some(name) = setting_of(&e) {
+                eprintln!("quizgate: invalid setting {name}");
+            }
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    let (log, log_format) = (cli.log.clone(), cli.log_format);
+    let config = match cli.into_config() {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("quizgate: {message}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    if let Err(message) = quizgate_telemetry::init_logging(log_format, &log) {
+        eprintln!("quizgate: invalid QUIZGATE_LOG: {message}");
+        return ExitCode::from(EX_USAGE);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("quizgate: cannot start the runtime: {e}");
+            return ExitCode::from(EX_UNAVAILABLE);
+        }
+    };
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let server = match Server::bind(config).await {
+        Ok(server) => server,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            return ExitCode::from(EX_UNAVAILABLE);
+        }
+    };
+    tracing::info!(ws_addr = %server.local_addr(), admin_addr = %server.admin_addr(), version = env!("CARGO_PKG_VERSION"), "listening");
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signals(shutdown.clone()));
+    match server.run(shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The first SIGTERM or SIGINT starts the drain; a second one ends the process.
+async fn signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    for n in 0..2 {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        if n == 0 {
+            tracing::info!("signal received: draining (send another to stop at once)");
+            shutdown.cancel();
+        }
+    }
+    tracing::warn!("second signal: stopping now");
+    std::process::exit(1);
+}

@@ -1,0 +1,71 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Everything a node can be told. Parsing and validation happen in the binary;
+/// these values are already checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Public listener: WebSocket `/ws` and `POST /v1/quizzes`.
+    pub listen: SocketAddr,
+    /// Private listener: `/healthz`, `/readyz`, `/metrics`.
+    pub admin_listen: SocketAddr,
+    pub backplane: BackplaneConfig,
+    /// Least time between two coalesced leaderboards of one quiz.
+    pub leaderboard_interval: Duration,
+    /// The server pings each connection this often; one silent for two
+    /// intervals is dropped.
+    pub ping_interval: Duration,
+    /// Frames queued per connection before it counts as a slow consumer.
+    pub outbound_queue: usize,
+    /// Largest client frame accepted.
+    pub max_message_bytes: usize,
+    /// tungstenite's read buffer per connection (its default is 128 KiB).
+    pub read_buffer_bytes: usize,
+    /// Most open WebSocket connections; more are closed with 1013.
+    pub max_connections: usize,
+    pub handshake_timeout: Duration,
+    /// A write that takes longer drops the connection.
+    pub write_timeout: Duration,
+    /// Client frames per second allowed per connection (burst: twice that).
+    pub frames_per_second: u32,
+    /// On shutdown, closes are spread over this window.
+    pub drain_window: Duration,
+    /// Shutdown never takes longer than this.
+    pub shutdown_grace: Duration,
+}
+
+/// Which backplane holds the quizzes.
+#[derive(Debug, Clone)]
+pub enum BackplaneConfig {
+    /// In this process only: one node, nothing else needed.
+    Memory {
+        idle_ttl: Duration,
+        ended_ttl: Duration,
+        log_capacity: usize,
+    },
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            backplane: BackplaneConfig::Memory {
+                idle_ttl: Duration::from_secs(2 * 3600),
+                ended_ttl: Duration::from_secs(600),
+                log_capacity: 10_000,
+            },
+            leaderboard_interval: Duration::from_millis(250),
+            ping_interval: Duration::from_secs(15),
+            outbound_queue: 64,
+            max_message_bytes: 4096,
+            read_buffer_bytes: 1024,
+            max_connections: 100_000,
+            handshake_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            frames_per_second: 10,
+            drain_window: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! HTTP: the hosts' API on the public port, and health, readiness and metrics on
+//! the private admin port.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use quizgate_domain::{DomainError, QuizDefinition};
+use serde_json::json;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::node::Node;
+
+/// Largest quiz definition a host may post.
+const MAX_BODY_BYTES: usize = 256 * 1024;
+
+type Reply = Response<Full<Bytes>>;
+
+pub(crate) async fn serve_public(node: Arc<Node>, stream: TcpStream, stop: CancellationToken) {
+    let svc = service_fn(move |req| {
+        let node = Arc::clone(&node);
+        async move { Ok::<_, Infallible>(public(node, req).await) }
+    });
+    serve(stream, svc, stop).await;
+}
+
+/// Serves the admin port until `stop`.
+pub(crate) async fn serve_admin(node: Arc<Node>, listener: TcpListener, stop: CancellationToken) {
+    loop {
+        let stream = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let node2 = Arc::clone(&node);
+        let stop = stop.clone();
+        node.tasks.spawn(async move {
+            let svc = service_fn(move |req| {
+                let node = Arc::clone(&node2);
+                async move { Ok::<_, Infallible>(admin(&node, &req)) }
+            });
+            serve(stream, svc, stop).await;
+        });
+    }
+}
+
+async fn serve<S>(stream: TcpStream, svc: S, stop: CancellationToken)
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Reply, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    let conn = http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        .serve_connection(TokioIo::new(stream), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+        }
+    }
+}
+
+fn admin(node: &Node, req: &Request<Incoming>) -> Reply {
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/readyz") if node.is_ready() => text(StatusCode::OK, "ready\n"),
+        (&Method::GET, "/readyz") => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+        (&Method::GET, "/metrics") => {
+            let mut resp = text(StatusCode::OK, &node.metrics.render());
+            resp.headers_mut().insert(
+                CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            resp
+        }
+        (_, "/healthz" | "/readyz" | "/metrics") => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "use GET",
+        ),
+        _ => error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
+    }
+}
+
+async fn public(node: Arc<Node>, req: Request<Incoming>) -> Reply {
+    match (req.method(), req.uri().path()) {
+        (&Method::POST, "/v1/quizzes") => create_quiz(&node, req).await,
+        (_, "/v1/quizzes") => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "use POST",
+        ),
+        (_, "/ws") => error(
+            StatusCode::BAD_REQUEST,
+            "not_websocket",
+            "/ws takes WebSocket upgrades only",
+        ),
+        _ => error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
+    }
+}
+
+async fn create_quiz(node: &Node, req: Request<Incoming>) -> Reply {
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            &format!("the body must be at most {MAX_BODY_BYTES} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return too_large();
+    }
+    let body = match Limited::new(req.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_body",
+                "could not read the body",
+            );
+        }
+    };
+    let def: QuizDefinition = match serde_json::from_slice(&body) {
+        Ok(def) => def,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_json", &e.to_string()),
+    };
+    if let Err(DomainError::InvalidDefinition { field, reason }) = def.validate() {
+        return json_reply(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": "invalid_definition", "field": field, "message": format!("{field}: {reason}")}),
+        );
+    }
+    match node.backplane.create_quiz(def).await {
+        Ok(created) => {
+            tracing::info!(quiz = %created.code, "quiz created");
+            json_reply(
+                StatusCode::CREATED,
+                &json!({"code": created.code.as_str(), "host_token": created.host_token}),
+            )
+        }
+        Err(e) => {
+            let (code, message) = node.backplane_error(&e);
+            error(StatusCode::SERVICE_UNAVAILABLE, code.as_str(), message)
+        }
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Reply {
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_owned())));
+    *resp.status_mut() = status;
+    resp
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Reply {
+    json_reply(status, &json!({"error": code, "message": message}))
+}
+
+fn json_reply(status: StatusCode, body: &serde_json::Value) -> Reply {
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}

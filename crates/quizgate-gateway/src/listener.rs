@@ -1,0 +1,145 @@
+//! The public listener: every TCP connection is either a WebSocket upgrade on
+//! `/ws` (the lean path: tokio-tungstenite's own handshake, no HTTP stack kept
+//! per connection) or an HTTP request for the hosts' API, served by hyper.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quizgate_protocol::{CloseCode, Encoding, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
+use tokio_util::sync::CancellationToken;
+
+use crate::node::Node;
+
+/// Accepts until `stop`; connection tasks end on `drain`.
+pub(crate) async fn accept(
+    node: Arc<Node>,
+    listener: TcpListener,
+    stop: CancellationToken,
+    drain: CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = listener.accept() => r,
+        };
+        match accepted {
+            Ok((stream, _peer)) => {
+                let node2 = Arc::clone(&node);
+                let drain = drain.clone();
+                node.tasks
+                    .spawn(async move { handle(node2, stream, drain).await });
+            }
+            Err(e) => {
+                // Out of file descriptors, mostly: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn handle(node: Arc<Node>, stream: TcpStream, drain: CancellationToken) {
+    let _ = stream.set_nodelay(true);
+    match timeout(node.config.handshake_timeout, is_websocket(&stream)).await {
+        Ok(Ok(true)) => websocket(node, stream, drain).await,
+        Ok(Ok(false)) => crate::http::serve_public(node, stream, drain).await,
+        _ => node
+            .metrics
+            .handshakes
+            .with_label_values(&["timeout"])
+            .inc(),
+    }
+}
+
+/// Peeks (without consuming) at the request line: `GET /ws` goes to the
+/// WebSocket handshake, everything else to HTTP.
+async fn is_websocket(stream: &TcpStream) -> std::io::Result<bool> {
+    const WS: &[u8] = b"GET /ws";
+    let mut buf = [0u8; 8];
+    // Bounded: a request line arrives in one segment in practice; this only
+    // covers a client that trickles its first bytes.
+    for _ in 0..100 {
+        let n = stream.peek(&mut buf).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let seen = &buf[..n];
+        if !WS.starts_with(&seen[..n.min(WS.len())]) {
+            return Ok(false);
+        }
+        if n == buf.len() {
+            return Ok(matches!(buf[7], b' ' | b'?'));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Err(std::io::ErrorKind::TimedOut.into())
+}
+
+async fn websocket(node: Arc<Node>, stream: TcpStream, drain: CancellationToken) {
+    let mut encoding = Encoding::Json;
+    let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
+        if req.uri().path() != "/ws" {
+            return Err(reject(StatusCode::NOT_FOUND, "no such endpoint: use /ws"));
+        }
+        if let Some(offered) = req.headers().get(header::SEC_WEBSOCKET_PROTOCOL) {
+            let offered = offered.to_str().unwrap_or_default();
+            let Some(chosen) = offered.split(',').find_map(Encoding::from_subprotocol) else {
+                return Err(reject(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "unsupported subprotocol: offer {SUBPROTOCOL_JSON} or {SUBPROTOCOL_MSGPACK}"
+                    ),
+                ));
+            };
+            encoding = chosen;
+            resp.headers_mut().insert(
+                header::SEC_WEBSOCKET_PROTOCOL,
+                HeaderValue::from_static(chosen.subprotocol()),
+            );
+        }
+        Ok(resp)
+    };
+    let handshake =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(node.ws_config));
+    let ws = match timeout(node.config.handshake_timeout, handshake).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "websocket handshake refused");
+            node.metrics
+                .handshakes
+                .with_label_values(&["rejected"])
+                .inc();
+            return;
+        }
+        Err(_) => {
+            node.metrics
+                .handshakes
+                .with_label_values(&["timeout"])
+                .inc();
+            return;
+        }
+    };
+    if node.metrics.connections.get() as usize >= node.config.max_connections {
+        node.metrics.handshakes.with_label_values(&["full"]).inc();
+        let mut ws = ws;
+        node.metrics
+            .closes
+            .with_label_values(&[&CloseCode::TryAgainLater.code().to_string()])
+            .inc();
+        crate::connection::close_ws(&mut ws, CloseCode::TryAgainLater, Duration::from_secs(2))
+            .await;
+        return;
+    }
+    node.metrics.handshakes.with_label_values(&["ok"]).inc();
+    crate::connection::serve(node, ws, encoding, drain).await;
+}
+
+fn reject(status: StatusCode, message: &str) -> ErrorResponse {
+    let mut resp = ErrorResponse::new(Some(message.to_owned()));
+    *resp.status_mut() = status;
+    resp
+}

@@ -1,0 +1,81 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use quizgate_backplane::{Backplane, BackplaneError};
+use quizgate_protocol::ErrorCode;
+use quizgate_telemetry::Metrics;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_util::task::TaskTracker;
+
+use crate::Config;
+use crate::registry::{ConnId, Registry};
+
+/// What every task of a node shares.
+pub(crate) struct Node {
+    pub(crate) config: Config,
+    pub(crate) backplane: Arc<dyn Backplane>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) metrics: Metrics,
+    /// False while starting and once draining: `/readyz` answers 503.
+    pub(crate) ready: AtomicBool,
+    pub(crate) tasks: TaskTracker,
+    pub(crate) ws_config: WebSocketConfig,
+    next_conn: AtomicU64,
+}
+
+impl Node {
+    pub(crate) fn new(
+        config: Config,
+        backplane: Arc<dyn Backplane>,
+        registry: Arc<Registry>,
+        metrics: Metrics,
+    ) -> Self {
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(config.read_buffer_bytes)
+            // Write each frame out at once; queueing happens in our own bounded channel.
+            .write_buffer_size(0)
+            .max_write_buffer_size(64 * 1024)
+            .max_message_size(Some(config.max_message_bytes))
+            .max_frame_size(Some(config.max_message_bytes));
+        Self {
+            config,
+            backplane,
+            registry,
+            metrics,
+            ready: AtomicBool::new(false),
+            tasks: TaskTracker::new(),
+            ws_config,
+            next_conn: AtomicU64::new(1),
+        }
+    }
+
+    pub(crate) fn next_conn_id(&self) -> ConnId {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed) && self.backplane.is_ready()
+    }
+
+    /// The error frame for a failed backplane call, counted.
+    pub(crate) fn backplane_error(&self, e: &BackplaneError) -> (ErrorCode, &'static str) {
+        match e {
+            BackplaneError::Unavailable(reason) => {
+                self.metrics
+                    .backplane_errors
+                    .with_label_values(&["unavailable"])
+                    .inc();
+                tracing::warn!(%reason, "backplane unavailable");
+                (ErrorCode::Unavailable, "temporarily unavailable, retry")
+            }
+            BackplaneError::Corrupt(reason) => {
+                self.metrics
+                    .backplane_errors
+                    .with_label_values(&["corrupt"])
+                    .inc();
+                tracing::error!(%reason, "backplane data corrupt");
+                (ErrorCode::Internal, "internal error")
+            }
+        }
+    }
+}

@@ -1,0 +1,511 @@
+//! Which local connection follows which quiz, and the fan-out of each event to
+//! them. Each quiz with local members has a [`Room`]; each event is encoded at
+//! most once per encoding and the same bytes are queued for every member.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::Instant;
+
+use dashmap::DashMap;
+use quizgate_backplane::{Backplane, BackplaneError, EventSink};
+use quizgate_domain::{Event, JoinCode, Millis, PlayerId, QuizDefinition, Sequenced};
+use quizgate_protocol::{CloseCode, Encoding, ServerFrame};
+use quizgate_telemetry::Metrics;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{OnceCell, mpsc};
+use tokio_tungstenite::tungstenite::Message;
+
+pub(crate) type ConnId = u64;
+
+/// What a connection's queue carries.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    /// A broadcast event, shared by every member.
+    Event(Arc<SharedEvent>),
+    /// A frame for this member only, already encoded for it.
+    Direct(Message),
+}
+
+/// One event, encoded lazily and at most once per encoding on this node.
+#[derive(Debug)]
+pub(crate) struct SharedEvent {
+    pub(crate) seq: u64,
+    frame: ServerFrame,
+    json: OnceLock<Message>,
+    msgpack: OnceLock<Message>,
+}
+
+impl SharedEvent {
+    pub(crate) fn new(frame: ServerFrame) -> Self {
+        Self {
+            seq: frame.seq().unwrap_or(0),
+            frame,
+            json: OnceLock::new(),
+            msgpack: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn message(&self, encoding: Encoding) -> Message {
+        let cell = match encoding {
+            Encoding::Json => &self.json,
+            Encoding::MsgPack => &self.msgpack,
+        };
+        cell.get_or_init(|| encode(encoding, &self.frame)).clone()
+    }
+}
+
+/// Encodes a frame as the WebSocket message its encoding travels in.
+pub(crate) fn encode(encoding: Encoding, frame: &ServerFrame) -> Message {
+    match quizgate_protocol::encode(encoding, frame) {
+        Ok(bytes) if encoding.is_binary() => Message::Binary(bytes),
+        // serde_json writes valid UTF-8, so the check cannot fail.
+        Ok(bytes) => Message::Text(bytes.try_into().unwrap_or_default()),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode frame");
+            Message::Text(Default::default())
+        }
+    }
+}
+
+/// Why a member was removed from its room by someone else than itself.
+pub(crate) fn eviction_close(code: u8) -> CloseCode {
+    match code {
+        EVICT_QUIZ_GONE => CloseCode::QuizGone,
+        _ => CloseCode::SlowConsumer,
+    }
+}
+
+pub(crate) const EVICT_SLOW: u8 = 1;
+pub(crate) const EVICT_QUIZ_GONE: u8 = 2;
+
+#[derive(Debug)]
+pub(crate) struct Member {
+    pub(crate) tx: mpsc::Sender<Outbound>,
+    pub(crate) encoding: Encoding,
+    pub(crate) player: Option<PlayerId>,
+    /// Set (to an `EVICT_*` code) before the member is dropped from its room;
+    /// the connection reads it when its queue closes.
+    pub(crate) evicted: Arc<AtomicU8>,
+    /// The last standing sent: score << 32 | rank.
+    last_standing: AtomicU64,
+}
+
+impl Member {
+    pub(crate) fn new(
+        tx: mpsc::Sender<Outbound>,
+        encoding: Encoding,
+        evicted: Arc<AtomicU8>,
+    ) -> Self {
+        Self {
+            tx,
+            encoding,
+            player: None,
+            evicted,
+            last_standing: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+/// The local members of one quiz.
+#[derive(Debug)]
+pub(crate) struct Room {
+    pub(crate) code: JoinCode,
+    pub(crate) definition: Arc<QuizDefinition>,
+    members: RwLock<HashMap<ConnId, Member>>,
+    subscribed: OnceCell<()>,
+    /// The open question and its deadline, as last heard from the backplane.
+    open_question: Mutex<Option<(u16, Millis)>>,
+    /// Something changed here that a leaderboard should show.
+    dirty: AtomicBool,
+    standings_due: AtomicBool,
+    last_leaderboard: Mutex<Option<Instant>>,
+    empty_since: Mutex<Option<Instant>>,
+}
+
+// === impl Room ===
+
+impl Room {
+    fn new(code: JoinCode, definition: Arc<QuizDefinition>) -> Self {
+        Self {
+            code,
+            definition,
+            members: RwLock::new(HashMap::new()),
+            subscribed: OnceCell::new(),
+            open_question: Mutex::new(None),
+            dirty: AtomicBool::new(false),
+            standings_due: AtomicBool::new(false),
+            last_leaderboard: Mutex::new(None),
+            empty_since: Mutex::new(Some(Instant::now())),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.members.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub(crate) fn mark_dirty(&self) {
+        self.dirty.store(true, Ordering::Relaxed);
+    }
+
+    /// Takes the dirty flag if a leaderboard may be asked for now.
+    pub(crate) fn take_dirty(&self, interval: std::time::Duration) -> bool {
+        let mut last = lock(&self.last_leaderboard);
+        if last.is_some_and(|t| t.elapsed() < interval)
+            || !self.dirty.swap(false, Ordering::Relaxed)
+        {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+
+    pub(crate) fn take_standings_due(&self) -> bool {
+        self.standings_due.swap(false, Ordering::Relaxed)
+    }
+
+    /// The open question's index if its deadline has passed by `now`.
+    pub(crate) fn overdue(&self, now: Millis) -> Option<u16> {
+        lock(&self.open_question)
+            .filter(|(_, deadline)| now > *deadline)
+            .map(|(index, _)| index)
+    }
+
+    pub(crate) fn set_player(&self, id: ConnId, player: PlayerId) {
+        if let Some(m) = self.write().get_mut(&id) {
+            m.player = Some(player);
+        }
+    }
+
+    /// Removes a member because of `reason`; dropping its sender ends its queue.
+    pub(crate) fn evict(&self, id: ConnId, reason: u8) {
+        if let Some(m) = self.write().remove(&id) {
+            m.evicted.store(reason, Ordering::SeqCst);
+        }
+    }
+
+    pub(crate) fn evict_all(&self, reason: u8) {
+        for (_, m) in self.write().drain() {
+            m.evicted.store(reason, Ordering::SeqCst);
+        }
+    }
+
+    /// Sends each player member its score and rank if they changed since the
+    /// last time. `scores` is every player's score, highest first. Standings are
+    /// superseded by the next ones, so a full queue skips one.
+    pub(crate) fn send_standings(&self, scores: &[(PlayerId, u64)]) {
+        let mut by_player = HashMap::with_capacity(scores.len());
+        let mut rank = 0;
+        for (i, (player, score)) in scores.iter().enumerate() {
+            if i == 0 || scores[i - 1].1 != *score {
+                rank = i as u32 + 1;
+            }
+            by_player.insert(*player, (*score, rank));
+        }
+        let players = scores.len() as u32;
+        for m in self.read().values() {
+            let Some((score, rank)) = m.player.and_then(|p| by_player.get(&p)) else {
+                continue;
+            };
+            let packed = (*score << 32) | u64::from(*rank);
+            if m.last_standing.swap(packed, Ordering::Relaxed) != packed {
+                let frame = ServerFrame::Standing {
+                    score: *score,
+                    rank: *rank,
+                    players,
+                };
+                let _ = m.tx.try_send(Outbound::Direct(encode(m.encoding, &frame)));
+            }
+        }
+    }
+
+    fn observe(&self, event: &Event) {
+        match event {
+            Event::QuestionStarted {
+                index, deadline_ms, ..
+            } => *lock(&self.open_question) = Some((*index, *deadline_ms)),
+            Event::QuestionClosed { .. } => *lock(&self.open_question) = None,
+            Event::Leaderboard { .. } => self.standings_due.store(true, Ordering::Relaxed),
+            Event::QuizEnded { .. } => {
+                *lock(&self.open_question) = None;
+                self.standings_due.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<ConnId, Member>> {
+        self.members.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<ConnId, Member>> {
+        self.members.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// All rooms of this node.
+#[derive(Debug)]
+pub(crate) struct Registry {
+    rooms: DashMap<JoinCode, Arc<Room>>,
+    /// Serialises subscribe and unsubscribe so that they reach the backplane in
+    /// the order the rooms were created and removed.
+    subscriptions: tokio::sync::Mutex<()>,
+    metrics: Metrics,
+}
+
+// === impl Registry ===
+
+impl Registry {
+    pub(crate) fn new(metrics: Metrics) -> Self {
+        Self {
+            rooms: DashMap::new(),
+            subscriptions: tokio::sync::Mutex::new(()),
+            metrics,
+        }
+    }
+
+    pub(crate) fn rooms(&self) -> Vec<Arc<Room>> {
+        self.rooms.iter().map(|r| Arc::clone(r.value())).collect()
+    }
+
+    pub(crate) fn get(&self, code: &JoinCode) -> Option<Arc<Room>> {
+        self.rooms.get(code).map(|r| Arc::clone(r.value()))
+    }
+
+    /// Adds a member to the quiz's room, creating the room (and subscribing this
+    /// node to the quiz) if needed. `None` if the quiz does not exist. Once this
+    /// returns, every event published afterwards reaches the member's queue.
+    pub(crate) async fn attach(
+        &self,
+        code: &JoinCode,
+        id: ConnId,
+        member: Member,
+        backplane: &dyn Backplane,
+    ) -> Result<Option<Arc<Room>>, BackplaneError> {
+        let mut member = Some(member);
+        // Bounded: a retry happens only when the ticker removed the room in between.
+        for _ in 0..8 {
+            let room = match self.get(code) {
+                Some(room) => room,
+                None => {
+                    let Some(def) = backplane.definition(code).await? else {
+                        return Ok(None);
+                    };
+                    let room = Arc::clone(
+                        self.rooms
+                            .entry(code.clone())
+                            .or_insert_with(|| Arc::new(Room::new(code.clone(), def)))
+                            .value(),
+                    );
+                    self.metrics.rooms.set(self.rooms.len() as i64);
+                    room
+                }
+            };
+            room.subscribed
+                .get_or_try_init(|| async {
+                    let _order = self.subscriptions.lock().await;
+                    backplane.subscribe(code).await
+                })
+                .await?;
+            // Insert under the map's guard so the ticker cannot remove the room
+            // between our check and the insert.
+            let Some(current) = self.rooms.get(code) else {
+                continue;
+            };
+            if !Arc::ptr_eq(current.value(), &room) {
+                continue;
+            }
+            room.write()
+                .insert(id, member.take().expect("taken only on success"));
+            *lock(&room.empty_since) = None;
+            return Ok(Some(room));
+        }
+        Err(BackplaneError::Unavailable(
+            "room churned while attaching".into(),
+        ))
+    }
+
+    pub(crate) fn detach(&self, room: &Room, id: ConnId) {
+        let mut members = room.write();
+        members.remove(&id);
+        if members.is_empty() {
+            *lock(&room.empty_since) = Some(Instant::now());
+        }
+    }
+
+    /// Removes a room that has been empty for `linger` and unsubscribes from
+    /// its quiz. Lingering absorbs reconnect churn.
+    pub(crate) async fn remove_if_idle(
+        &self,
+        room: &Arc<Room>,
+        linger: std::time::Duration,
+        backplane: &dyn Backplane,
+    ) {
+        let idle = lock(&room.empty_since).is_some_and(|t| t.elapsed() >= linger);
+        if !idle {
+            return;
+        }
+        let _order = self.subscriptions.lock().await;
+        let removed = self
+            .rooms
+            .remove_if(&room.code, |_, r| Arc::ptr_eq(r, room) && r.len() == 0)
+            .is_some();
+        self.metrics.rooms.set(self.rooms.len() as i64);
+        if removed && room.subscribed.initialized() {
+            if let Err(e) = backplane.unsubscribe(&room.code).await {
+                tracing::warn!(quiz = %room.code, error = %e, "unsubscribe failed");
+            }
+        }
+    }
+
+    /// Drops a room whose quiz no longer exists, closing its members with 4004.
+    pub(crate) fn remove_gone(&self, code: &JoinCode) {
+        if let Some((_, room)) = self.rooms.remove(code) {
+            room.evict_all(EVICT_QUIZ_GONE);
+        }
+        self.metrics.rooms.set(self.rooms.len() as i64);
+    }
+}
+
+impl EventSink for Registry {
+    fn deliver(&self, quiz: &JoinCode, event: Arc<Sequenced>) {
+        let Some(room) = self.get(quiz) else { return };
+        let started = Instant::now();
+        self.metrics.events.inc();
+        room.observe(&event.event);
+        let shared = Arc::new(SharedEvent::new(crate::view::event_frame(
+            &room.definition,
+            &event,
+        )));
+        let mut slow = Vec::new();
+        for (id, m) in room.read().iter() {
+            if let Err(TrySendError::Full(_)) = m.tx.try_send(Outbound::Event(Arc::clone(&shared)))
+            {
+                slow.push(*id);
+            }
+        }
+        // A member that cannot take a sequenced event would miss it: it must
+        // reconnect and resume from the log instead.
+        for id in slow {
+            room.evict(id, EVICT_SLOW);
+        }
+        self.metrics
+            .fanout_seconds
+            .observe(started.elapsed().as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use quizgate_backplane::{MemoryBackplane, MemoryConfig, SystemClock};
+    use quizgate_domain::{HostCommand, Question};
+
+    use super::*;
+
+    fn def() -> QuizDefinition {
+        QuizDefinition {
+            title: String::new(),
+            questions: vec![Question {
+                text: "q".into(),
+                choices: vec!["a".into(), "b".into()],
+                correct: 0,
+                time_limit_ms: 60_000,
+                points: 10,
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_evicts_the_member_and_spares_the_others() {
+        let registry = Arc::new(Registry::new(Metrics::new()));
+        let bp = MemoryBackplane::new(
+            registry.clone(),
+            Arc::new(SystemClock),
+            MemoryConfig::default(),
+        );
+        let quiz = bp.create_quiz(def()).await.expect("create");
+        let (slow_tx, mut slow_rx) = mpsc::channel(1);
+        let (fast_tx, mut fast_rx) = mpsc::channel(8);
+        let slow_flag = Arc::new(AtomicU8::new(0));
+        registry
+            .attach(
+                &quiz.code,
+                1,
+                Member::new(slow_tx, Encoding::Json, slow_flag.clone()),
+                &bp,
+            )
+            .await
+            .expect("attach");
+        registry
+            .attach(
+                &quiz.code,
+                2,
+                Member::new(fast_tx, Encoding::MsgPack, Arc::default()),
+                &bp,
+            )
+            .await
+            .expect("attach");
+        bp.command(&quiz.code, HostCommand::Start)
+            .await
+            .expect("start"); // seq 1
+        bp.command(&quiz.code, HostCommand::Skip)
+            .await
+            .expect("skip"); // seq 2, 3
+        assert_eq!(slow_flag.load(Ordering::SeqCst), EVICT_SLOW);
+        assert!(matches!(slow_rx.recv().await, Some(Outbound::Event(e)) if e.seq == 1));
+        assert!(
+            slow_rx.recv().await.is_none(),
+            "queue closed after eviction"
+        );
+        let mut seqs = Vec::new();
+        while let Ok(Outbound::Event(e)) = fast_rx.try_recv() {
+            assert!(matches!(e.message(Encoding::MsgPack), Message::Binary(_)));
+            seqs.push(e.seq);
+        }
+        assert_eq!(seqs, [1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn standings_go_only_to_players_whose_standing_changed() {
+        let registry = Arc::new(Registry::new(Metrics::new()));
+        let bp = MemoryBackplane::new(
+            registry.clone(),
+            Arc::new(SystemClock),
+            MemoryConfig::default(),
+        );
+        let quiz = bp.create_quiz(def()).await.expect("create");
+        let (tx, mut rx) = mpsc::channel(8);
+        let room = registry
+            .attach(
+                &quiz.code,
+                1,
+                Member::new(tx, Encoding::Json, Arc::default()),
+                &bp,
+            )
+            .await
+            .expect("attach")
+            .expect("room");
+        room.set_player(1, 2);
+        room.send_standings(&[(1, 50), (2, 50), (3, 10)]);
+        let Some(Outbound::Direct(Message::Text(t))) = rx.try_recv().ok() else {
+            panic!("standing")
+        };
+        assert_eq!(
+            t.as_str(),
+            r#"{"t":"standing","score":50,"rank":1,"players":3}"#
+        );
+        room.send_standings(&[(1, 60), (2, 50), (3, 10)]);
+        let Some(Outbound::Direct(Message::Text(t))) = rx.try_recv().ok() else {
+            panic!("standing")
+        };
+        assert_eq!(
+            t.as_str(),
+            r#"{"t":"standing","score":50,"rank":2,"players":3}"#
+        );
+        room.send_standings(&[(1, 70), (2, 50), (3, 10)]);
+        assert!(rx.try_recv().is_err(), "unchanged standing is not resent");
+    }
+}

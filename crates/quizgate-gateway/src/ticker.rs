@@ -1,0 +1,84 @@
+//! The node's clockwork: fires question deadlines, asks for coalesced
+//! leaderboards where local answers or joins changed something, sends players
+//! their standings, and retires rooms and quizzes that are gone.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quizgate_backplane::Tick;
+use tokio::time::{Instant, MissedTickBehavior, interval};
+use tokio_util::sync::CancellationToken;
+
+use crate::node::Node;
+use crate::registry::Room;
+
+/// How often rooms are looked at; bounds how late a deadline fires.
+const TICK: Duration = Duration::from_millis(50);
+/// How often expired quizzes are swept.
+const HOUSEKEEPING: Duration = Duration::from_secs(5);
+/// How long an empty room keeps its subscription, to absorb reconnects.
+const ROOM_LINGER: Duration = Duration::from_secs(30);
+
+pub(crate) async fn run(node: Arc<Node>, stop: CancellationToken) {
+    let mut tick = interval(TICK);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_housekeeping = Instant::now();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for room in node.registry.rooms() {
+            tend(&node, &room).await;
+        }
+        if last_housekeeping.elapsed() >= HOUSEKEEPING {
+            last_housekeeping = Instant::now();
+            housekeeping(&node).await;
+        }
+    }
+}
+
+async fn tend(node: &Node, room: &Arc<Room>) {
+    let bp = node.backplane.as_ref();
+    if let Some(index) = room.overdue(bp.now_ms()) {
+        // Every node with members may try; the backplane closes it exactly once.
+        if let Err(e) = bp.close_if_due(&room.code, index).await {
+            node.backplane_error(&e);
+        }
+    }
+    if room.take_dirty(node.config.leaderboard_interval) {
+        match bp.leaderboard_if_due(&room.code).await {
+            Ok(Tick::Published | Tick::Nothing) => {}
+            Ok(Tick::TooSoon) => room.mark_dirty(),
+            Ok(Tick::Gone) => node.registry.remove_gone(&room.code),
+            Err(e) => {
+                node.backplane_error(&e);
+                room.mark_dirty();
+            }
+        }
+    }
+    if room.take_standings_due() {
+        match bp.scores(&room.code).await {
+            Ok(Some(scores)) => room.send_standings(&scores),
+            Ok(None) => node.registry.remove_gone(&room.code),
+            Err(e) => {
+                node.backplane_error(&e);
+            }
+        }
+    }
+    node.registry.remove_if_idle(room, ROOM_LINGER, bp).await;
+}
+
+async fn housekeeping(node: &Node) {
+    match node.backplane.expire().await {
+        Ok(gone) => {
+            for code in gone {
+                tracing::info!(quiz = %code, "quiz expired");
+                node.registry.remove_gone(&code);
+            }
+        }
+        Err(e) => {
+            node.backplane_error(&e);
+        }
+    }
+}

@@ -1,0 +1,147 @@
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+/// Every metric a node exports, registered once at start-up.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Open WebSocket connections.
+    pub connections: IntGauge,
+    /// Accepted connections by how the handshake ended (`ok`, `rejected`, `timeout`, `full`).
+    pub handshakes: IntCounterVec,
+    /// Closes sent, by close code.
+    pub closes: IntCounterVec,
+    /// Client frames read, by `t` (`invalid` for undecodable ones).
+    pub frames_in: IntCounterVec,
+    /// Frames written to clients.
+    pub frames_out: IntCounter,
+    /// Error frames sent, by error code.
+    pub errors: IntCounterVec,
+    /// Quiz events received from the backplane.
+    pub events: IntCounter,
+    /// Time to hand one event to every local member's queue.
+    pub fanout_seconds: Histogram,
+    /// Answers by outcome (`accepted`, `duplicate`, `late`, `wrong_phase`, `invalid_choice`).
+    pub answers: IntCounterVec,
+    /// Time from reading an answer frame to queueing its acknowledgement.
+    pub answer_seconds: Histogram,
+    /// Quizzes with at least one member on this node.
+    pub rooms: IntGauge,
+    /// Backplane calls that failed, by kind (`unavailable`, `corrupt`).
+    pub backplane_errors: IntCounterVec,
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry =
+            Registry::new_custom(Some("quizgate".into()), None).expect("static prefix is valid");
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("registered once");
+        let counter_vec = |name: &str, help: &str, label: &str| {
+            let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("registered once");
+            c
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("registered once");
+            c
+        };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("registered once");
+            g
+        };
+        let histogram = |name: &str, help: &str| {
+            let h = Histogram::with_opts(
+                HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+            )
+            .expect("valid metric");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("registered once");
+            h
+        };
+        Self {
+            connections: gauge("connections", "Open WebSocket connections."),
+            handshakes: counter_vec(
+                "handshakes_total",
+                "Accepted TCP connections by handshake result.",
+                "result",
+            ),
+            closes: counter_vec(
+                "closes_total",
+                "WebSocket closes sent, by close code.",
+                "code",
+            ),
+            frames_in: counter_vec("frames_in_total", "Client frames read, by type.", "type"),
+            frames_out: counter("frames_out_total", "Frames written to clients."),
+            errors: counter_vec("errors_total", "Error frames sent, by error code.", "code"),
+            events: counter("events_total", "Quiz events received from the backplane."),
+            fanout_seconds: histogram(
+                "fanout_seconds",
+                "Time to queue one event for every local member.",
+            ),
+            answers: counter_vec("answers_total", "Answers by outcome.", "outcome"),
+            answer_seconds: histogram(
+                "answer_seconds",
+                "Time from reading an answer to queueing its acknowledgement.",
+            ),
+            rooms: gauge("rooms", "Quizzes with members on this node."),
+            backplane_errors: counter_vec(
+                "backplane_errors_total",
+                "Failed backplane calls, by kind.",
+                "kind",
+            ),
+            registry,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding into a Vec only fails on invalid metric names, which `new` rules out.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::new();
+        m.connections.set(3);
+        m.answers.with_label_values(&["accepted"]).inc();
+        let text = m.render();
+        assert!(text.contains("quizgate_connections 3"), "{text}");
+        assert!(
+            text.contains("quizgate_answers_total{outcome=\"accepted\"} 1"),
+            "{text}"
+        );
+    }
+}
