@@ -53,7 +53,7 @@ pub struct Session {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JoinResult {
-    Joined(Session),
+    Joined(Box<Session>),
     Refused(JoinRefused),
     NotFound,
 }
@@ -64,7 +64,7 @@ pub enum ResumeResult {
     /// `session.snapshot.seq`, in order; `None` if the log no longer reaches back
     /// that far and the client must start again from the snapshot.
     Resumed {
-        session: Session,
+        session: Box<Session>,
         missed: Option<Vec<Arc<Sequenced>>>,
     },
     /// The token names no player of a live quiz, or its secret is wrong.

@@ -166,7 +166,7 @@ impl Backplane for MemoryBackplane {
         let result = self.with_quiz(code, |entry, _, _| match entry.quiz.join(nickname) {
             Ok(id) => {
                 entry.player_secrets.push(new_secret());
-                JoinResult::Joined(session(code, entry, id))
+                JoinResult::Joined(Box::new(session(code, entry, id)))
             }
             Err(refused) => JoinResult::Refused(refused),
         });
@@ -198,7 +198,10 @@ impl Backplane for MemoryBackplane {
             } else {
                 None
             };
-            ResumeResult::Resumed { session, missed }
+            ResumeResult::Resumed {
+                session: Box::new(session),
+                missed,
+            }
         });
         Ok(result.unwrap_or(ResumeResult::InvalidToken))
     }
@@ -347,7 +350,7 @@ mod tests {
 
     async fn joined(bp: &MemoryBackplane, code: &JoinCode, nick: &str) -> Session {
         match bp.join(code, nick).await.expect("join") {
-            JoinResult::Joined(s) => s,
+            JoinResult::Joined(s) => *s,
             other => panic!("{other:?}"),
         }
     }

@@ -289,16 +289,13 @@ impl Connection {
                 room.set_player(self.id, session.player_id);
                 room.mark_dirty();
                 self.state = State::Player(session.player_id);
-                self.welcome(
-                    &room,
-                    Role::Player,
-                    Some(session.player_id),
-                    Some(session.token),
-                    None,
-                    session.snapshot,
-                    rid,
-                )
-                .await
+                {
+                    let session = *session;
+                    let mut welcome = Self::welcome(&room, Role::Player, session.snapshot, rid);
+                    welcome.player_id = Some(session.player_id);
+                    welcome.token = Some(session.token);
+                    self.send_welcome(welcome).await
+                }
             }
             Ok(JoinResult::Refused(refused)) => {
                 self.leave();
@@ -348,19 +345,12 @@ impl Connection {
                 room.set_player(self.id, session.player_id);
                 self.state = State::Player(session.player_id);
                 let resumed = missed.is_some();
-                if let Step::Close(c) = self
-                    .welcome(
-                        &room,
-                        Role::Player,
-                        Some(session.player_id),
-                        None,
-                        Some(resumed),
-                        session.snapshot,
-                        rid,
-                    )
-                    .await
-                {
-                    return Step::Close(c);
+                let mut welcome = Self::welcome(&room, Role::Player, session.snapshot, rid);
+                welcome.player_id = Some(session.player_id);
+                welcome.resumed = Some(resumed);
+                match self.send_welcome(welcome).await {
+                    Step::Continue => {}
+                    other => return other,
                 }
                 for ev in missed
                     .unwrap_or_default()
@@ -420,7 +410,7 @@ impl Connection {
         match self.node.backplane.host(&code, token).await {
             Ok(Some(snapshot)) => {
                 self.state = State::Host;
-                self.welcome(&room, Role::Host, None, None, None, snapshot, rid)
+                self.send_welcome(Self::welcome(&room, Role::Host, snapshot, rid))
                     .await
             }
             Ok(None) => {
@@ -567,28 +557,24 @@ impl Connection {
         }
     }
 
-    async fn welcome(
-        &mut self,
-        room: &Room,
-        role: Role,
-        player_id: Option<PlayerId>,
-        token: Option<String>,
-        resumed: Option<bool>,
-        snapshot: QuizSnapshot,
-        rid: Option<u64>,
-    ) -> Step {
-        self.last_seq = snapshot.seq;
-        let frame = ServerFrame::Welcome(Welcome {
+    /// The welcome for this connection's room; callers fill in the player's fields.
+    fn welcome(room: &Room, role: Role, snapshot: QuizSnapshot, rid: Option<u64>) -> Welcome {
+        Welcome {
             rid,
             role,
             code: room.code.to_string(),
             title: room.definition.title.clone(),
-            player_id,
-            token,
-            resumed,
+            player_id: None,
+            token: None,
+            resumed: None,
             quiz: quiz_view(&room.definition, snapshot),
-        });
-        self.send(&frame).await
+        }
+    }
+
+    /// Sends the welcome; the client has everything up to its snapshot's `seq`.
+    async fn send_welcome(&mut self, welcome: Welcome) -> Step {
+        self.last_seq = welcome.quiz.seq;
+        self.send(&ServerFrame::Welcome(Box::new(welcome))).await
     }
 
     /// Detaches from the room, if attached.
@@ -736,6 +722,24 @@ impl TokenBucket {
     }
 }
 
+/// Sends a close frame and waits (at most `limit`) for the client's reply.
+pub(crate) async fn close_ws(
+    ws: &mut WebSocketStream<TcpStream>,
+    code: CloseCode,
+    limit: Duration,
+) {
+    let frame = CloseFrame {
+        code: WsCloseCode::from(code.code()),
+        reason: Utf8Bytes::from_static(code.reason()),
+    };
+    let _ = timeout(limit, async {
+        if ws.close(Some(frame)).await.is_ok() {
+            while ws.next().await.is_some() {}
+        }
+    })
+    .await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -767,22 +771,4 @@ mod tests {
         );
         assert_eq!(spread(7, Duration::ZERO), Duration::ZERO);
     }
-}
-
-/// Sends a close frame and waits (at most `limit`) for the client's reply.
-pub(crate) async fn close_ws(
-    ws: &mut WebSocketStream<TcpStream>,
-    code: CloseCode,
-    limit: Duration,
-) {
-    let frame = CloseFrame {
-        code: WsCloseCode::from(code.code()),
-        reason: Utf8Bytes::from_static(code.reason()),
-    };
-    let _ = timeout(limit, async {
-        if ws.close(Some(frame)).await.is_ok() {
-            while ws.next().await.is_some() {}
-        }
-    })
-    .await;
 }

@@ -79,6 +79,8 @@ async fn is_websocket(stream: &TcpStream) -> std::io::Result<bool> {
     Err(std::io::ErrorKind::TimedOut.into())
 }
 
+// tungstenite's callback type fixes the error type's size.
+#[allow(clippy::result_large_err)]
 async fn websocket(node: Arc<Node>, stream: TcpStream, drain: CancellationToken) {
     let mut encoding = Encoding::Json;
     let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {

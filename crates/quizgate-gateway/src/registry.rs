@@ -354,10 +354,11 @@ impl Registry {
             .remove_if(&room.code, |_, r| Arc::ptr_eq(r, room) && r.len() == 0)
             .is_some();
         self.metrics.rooms.set(self.rooms.len() as i64);
-        if removed && room.subscribed.initialized() {
-            if let Err(e) = backplane.unsubscribe(&room.code).await {
-                tracing::warn!(quiz = %room.code, error = %e, "unsubscribe failed");
-            }
+        if removed
+            && room.subscribed.initialized()
+            && let Err(e) = backplane.unsubscribe(&room.code).await
+        {
+            tracing::warn!(quiz = %room.code, error = %e, "unsubscribe failed");
         }
     }
 

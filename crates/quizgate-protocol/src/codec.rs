@@ -264,7 +264,7 @@ mod tests {
                 points: Some(900),
                 total: Some(900),
             }),
-            ServerFrame::Welcome(Welcome {
+            ServerFrame::Welcome(Box::new(Welcome {
                 rid: None,
                 role: Role::Player,
                 code: "ABC234".into(),
@@ -284,7 +284,7 @@ mod tests {
                     seq: 0,
                     you: None,
                 },
-            }),
+            })),
             ServerFrame::error(ErrorCode::NicknameTaken, "taken", Some(2)),
         ];
         for frame in frames {

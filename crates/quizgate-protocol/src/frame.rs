@@ -90,7 +90,7 @@ impl ClientFrame {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum ServerFrame {
-    Welcome(Welcome),
+    Welcome(Box<Welcome>),
     Question {
         seq: u64,
         ts: Millis,

@@ -1,1 +1,16 @@
-//! placeholder
+//! Test-only kit: real node processes on free ports, a real WebSocket client in
+//! both encodings, a minimal HTTP client, and (for cluster tests) a real
+//! `redis-server`. Everything is killed on drop; every wait is bounded.
+
+mod client;
+mod http;
+mod node;
+
+pub use client::Client;
+pub use http::{create_quiz, http_request, sample_quiz};
+pub use node::NodeProcess;
+/// The WebSocket library the client uses, for tests that craft raw frames.
+pub use tokio_tungstenite::tungstenite;
+
+/// How long any single wait in a test may take before it fails.
+pub const WAIT: std::time::Duration = std::time::Duration::from_secs(10);

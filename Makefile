@@ -1,0 +1,24 @@
+# quizgate: every target is one line; `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+
+.PHONY: help run test lint fmt deps
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+run: ## build and start one node, embedded (no Redis): ws://127.0.0.1:8080/ws, admin on :9090
+	$(CARGO) build --release --locked -p quizgate && QUIZGATE_LOG_FORMAT=$${QUIZGATE_LOG_FORMAT:-text} ./target/release/quizgate
+
+test: deps ## run the whole test suite (unit and integration, real processes)
+	$(CARGO) test --workspace --locked
+
+lint: ## rustfmt check and clippy with warnings denied
+	$(CARGO) fmt --all --check && $(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+fmt: ## format the code
+	$(CARGO) fmt --all
+
+deps: ## install the system packages the tests need, if missing
+	@deploy/dev/install-deps.sh

@@ -1,0 +1,151 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use futures_util::{SinkExt, StreamExt};
+use quizgate_protocol::{Encoding, ServerFrame};
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+/// A WebSocket client speaking JSON or MessagePack. It keeps every broadcast
+/// frame it received, so tests can check order and gaps.
+#[derive(Debug)]
+pub struct Client {
+    ws: WebSocketStream<TcpStream>,
+    pub encoding: Encoding,
+    /// Every sequenced frame received, in arrival order.
+    pub events: Vec<ServerFrame>,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr, encoding: Encoding) -> Result<Self> {
+        Self::connect_with(addr, Some(encoding.subprotocol()))
+            .await
+            .map(|(c, _)| c)
+    }
+
+    /// Connects offering `subprotocol` (or none); returns the negotiated header.
+    pub async fn connect_with(
+        addr: SocketAddr,
+        subprotocol: Option<&str>,
+    ) -> Result<(Self, Option<String>)> {
+        let stream = TcpStream::connect(addr).await?;
+        let mut req = format!("ws://{addr}/ws").into_client_request()?;
+        if let Some(p) = subprotocol {
+            req.headers_mut()
+                .insert("Sec-WebSocket-Protocol", HeaderValue::from_str(p)?);
+        }
+        let (ws, resp) =
+            tokio::time::timeout(crate::WAIT, tokio_tungstenite::client_async(req, stream))
+                .await
+                .context("handshake timed out")??;
+        let chosen = resp
+            .headers()
+            .get("Sec-WebSocket-Protocol")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let encoding = chosen
+            .as_deref()
+            .and_then(Encoding::from_subprotocol)
+            .unwrap_or(Encoding::Json);
+        Ok((
+            Self {
+                ws,
+                encoding,
+                events: Vec::new(),
+            },
+            chosen,
+        ))
+    }
+
+    /// Sends a frame given as JSON, in this client's encoding.
+    pub async fn send(&mut self, frame: serde_json::Value) -> Result<()> {
+        let msg = match self.encoding {
+            Encoding::Json => Message::text(frame.to_string()),
+            Encoding::MsgPack => Message::binary(rmp_serde::to_vec_named(&frame)?),
+        };
+        self.send_raw(msg).await
+    }
+
+    pub async fn send_raw(&mut self, msg: Message) -> Result<()> {
+        tokio::time::timeout(crate::WAIT, self.ws.send(msg))
+            .await
+            .context("send timed out")??;
+        Ok(())
+    }
+
+    /// The next frame; fails on close, on timeout, or on a frame that does not decode.
+    pub async fn recv(&mut self) -> Result<ServerFrame> {
+        self.recv_within(crate::WAIT).await
+    }
+
+    pub async fn recv_within(&mut self, limit: Duration) -> Result<ServerFrame> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .context("no frame in time")?;
+            let frame: ServerFrame = match msg {
+                Some(Ok(Message::Text(t))) if self.encoding == Encoding::Json => {
+                    serde_json::from_str(t.as_str()).with_context(|| format!("decode {t}"))?
+                }
+                Some(Ok(Message::Binary(b))) if self.encoding == Encoding::MsgPack => {
+                    rmp_serde::from_slice(&b).context("decode msgpack")?
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Close(c))) => bail!("closed: {c:?}"),
+                Some(Ok(other)) => bail!("unexpected message {other:?}"),
+                Some(Err(e)) => bail!("read error: {e}"),
+                None => bail!("connection ended"),
+            };
+            if frame.seq().is_some() {
+                self.events.push(frame.clone());
+            }
+            return Ok(frame);
+        }
+    }
+
+    /// Receives until `pred` holds for a frame, and returns that frame.
+    pub async fn recv_until(
+        &mut self,
+        what: &str,
+        pred: impl Fn(&ServerFrame) -> bool,
+    ) -> Result<ServerFrame> {
+        for _ in 0..10_000 {
+            let f = self
+                .recv()
+                .await
+                .with_context(|| format!("waiting for {what}"))?;
+            if pred(&f) {
+                return Ok(f);
+            }
+        }
+        bail!("{what} never came")
+    }
+
+    /// Waits for the server's close frame (skipping other frames) and returns its code.
+    pub async fn closed(&mut self) -> Result<u16> {
+        let deadline = tokio::time::Instant::now() + crate::WAIT;
+        for _ in 0..10_000 {
+            match tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .context("no close in time")?
+            {
+                Some(Ok(Message::Close(Some(c)))) => return Ok(u16::from(c.code)),
+                Some(Ok(Message::Close(None))) => return Ok(1005),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => bail!("read error before close: {e}"),
+                None => bail!("ended without a close frame"),
+            }
+        }
+        bail!("no close")
+    }
+
+    /// The sequence numbers received so far.
+    pub fn seqs(&self) -> Vec<u64> {
+        self.events.iter().filter_map(ServerFrame::seq).collect()
+    }
+}

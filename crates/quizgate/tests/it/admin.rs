@@ -1,0 +1,153 @@
+use std::time::Duration;
+
+use anyhow::Result;
+use quizgate_protocol::{Encoding, ServerFrame};
+use quizgate_testkit::{Client, NodeProcess, create_quiz, http_request, sample_quiz};
+use serde_json::json;
+use tokio::io::AsyncReadExt;
+
+use crate::support::{BIN, node, player, raw_websocket};
+
+#[tokio::test]
+async fn health_readiness_and_metrics() -> Result<()> {
+    let node = node(&[]).await?;
+    let admin = node.admin_addr;
+    assert_eq!(http_request(admin, "GET", "/healthz", b"").await?.0, 200);
+    assert_eq!(http_request(admin, "GET", "/readyz", b"").await?.0, 200);
+    let (code, _) = create_quiz(node.ws_addr, &sample_quiz(1, 10_000)).await?;
+    let (_ann, _) = player(node.ws_addr, Encoding::Json, &code, "ann").await?;
+    let (status, body) = http_request(admin, "GET", "/metrics", b"").await?;
+    assert_eq!(status, 200);
+    for line in [
+        "quizgate_connections 1",
+        "quizgate_frames_in_total{type=\"join\"} 1",
+        "quizgate_rooms 1",
+        "quizgate_handshakes_total{result=\"ok\"} 1",
+    ] {
+        assert!(
+            body.lines().any(|l| l == line),
+            "{line} missing from\n{body}"
+        );
+    }
+    assert!(
+        body.contains("process_resident_memory_bytes"),
+        "process metrics"
+    );
+    assert_eq!(http_request(admin, "GET", "/nope", b"").await?.0, 404);
+    assert_eq!(http_request(admin, "POST", "/healthz", b"").await?.0, 405);
+    // The admin port is not the public one.
+    assert_eq!(
+        http_request(node.ws_addr, "GET", "/metrics", b"").await?.0,
+        404
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn sigterm_turns_readyz_503_and_closes_clients_with_1001() -> Result<()> {
+    let mut node = node(&[
+        ("QUIZGATE_DRAIN_WINDOW", "1s"),
+        ("QUIZGATE_SHUTDOWN_GRACE", "10s"),
+    ])
+    .await?;
+    let (code, _) = create_quiz(node.ws_addr, &sample_quiz(1, 10_000)).await?;
+    let (mut ann, _) = player(node.ws_addr, Encoding::Json, &code, "ann").await?;
+    node.signal("TERM")?;
+    // Readiness turns at once, while connections are still being drained.
+    let mut not_ready = false;
+    for _ in 0..50 {
+        if http_request(node.admin_addr, "GET", "/readyz", b"")
+            .await?
+            .0
+            == 503
+        {
+            not_ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(not_ready, "/readyz never turned 503");
+    assert_eq!(ann.closed().await?, 1001);
+    assert!(node.wait_exit(Duration::from_secs(10)).await?.success());
+    assert!(node.logs().iter().any(|l| l.contains("\"draining\"")));
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_settings_stop_start_up_with_64_naming_the_setting() -> Result<()> {
+    let cases = [
+        ("QUIZGATE_LISTEN", "not-an-address", "QUIZGATE_LISTEN"),
+        (
+            "QUIZGATE_ADMIN_LISTEN",
+            "127.0.0.1:99999",
+            "QUIZGATE_ADMIN_LISTEN",
+        ),
+        ("QUIZGATE_PING_INTERVAL", "soon", "QUIZGATE_PING_INTERVAL"),
+        ("QUIZGATE_PING_INTERVAL", "0s", "QUIZGATE_PING_INTERVAL"),
+        ("QUIZGATE_OUTBOUND_QUEUE", "0", "QUIZGATE_OUTBOUND_QUEUE"),
+        ("QUIZGATE_LOG_FORMAT", "xml", "QUIZGATE_LOG_FORMAT"),
+        ("QUIZGATE_DRAIN_WINDOW", "1h", "QUIZGATE_DRAIN_WINDOW"),
+    ];
+    for (name, value, named) in cases {
+        let out = tokio::process::Command::new(BIN)
+            .env(name, value)
+            .output()
+            .await?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{name}={value}: {stderr}");
+        assert!(stderr.contains(named), "{name}={value}: {stderr}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_dropped_after_two_ping_intervals() -> Result<()> {
+    let node = node(&[("QUIZGATE_PING_INTERVAL", "300ms")]).await?;
+    // A raw socket that never answers pings.
+    let mut silent = raw_websocket(node.ws_addr).await?;
+    // A real client answers pings automatically while it reads.
+    let mut live = Client::connect(node.ws_addr, Encoding::Json).await?;
+    // Keep the live client reading (and so answering pings) while we wait for
+    // the silent one to be dropped.
+    let mut dropped = false;
+    let mut buf = [0u8; 256];
+    for rid in 0..50 {
+        live.send(json!({"t": "ping", "rid": rid})).await?;
+        assert!(
+            matches!(live.recv().await?, ServerFrame::Pong { .. }),
+            "live connection still served"
+        );
+        match tokio::time::timeout(Duration::from_millis(100), silent.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                dropped = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(dropped, "silent connection not dropped within 5 s");
+    // Reading for three ping intervals: tungstenite answers each ping by itself.
+    let idle = live
+        .recv_within(Duration::from_millis(900))
+        .await
+        .expect_err("nothing to receive")
+        .to_string();
+    assert!(idle.contains("no frame in time"), "{idle}");
+    live.send(json!({"t": "ping", "rid": 99})).await?;
+    assert!(
+        matches!(live.recv().await?, ServerFrame::Pong { rid: Some(99), .. }),
+        "a client that reads survives"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_node_at_its_connection_limit_closes_with_1013() -> Result<()> {
+    let node = NodeProcess::spawn(BIN, &[("QUIZGATE_MAX_CONNECTIONS", "1")]).await?;
+    let mut first = Client::connect(node.ws_addr, Encoding::Json).await?;
+    let mut second = Client::connect(node.ws_addr, Encoding::Json).await?;
+    assert_eq!(second.closed().await?, 1013);
+    first.send(json!({"t": "ping"})).await?;
+    assert!(matches!(first.recv().await?, ServerFrame::Pong { .. }));
+    Ok(())
+}

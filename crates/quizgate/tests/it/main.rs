@@ -1,0 +1,6 @@
+//! Integration tests: the real `quizgate` binary, real WebSocket clients.
+
+mod admin;
+mod bad_input;
+mod quiz;
+mod support;

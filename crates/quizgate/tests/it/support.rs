@@ -1,0 +1,106 @@
+use std::net::SocketAddr;
+
+use anyhow::{Result, bail};
+use quizgate_protocol::{Encoding, ServerFrame, Welcome};
+use quizgate_testkit::{Client, NodeProcess};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_quizgate");
+
+/// A node with a short leaderboard interval, so tests see coalescing quickly.
+pub(crate) async fn node(extra: &[(&str, &str)]) -> Result<NodeProcess> {
+    let mut env = vec![("QUIZGATE_LEADERBOARD_INTERVAL", "100ms")];
+    env.extend_from_slice(extra);
+    NodeProcess::spawn(BIN, &env).await
+}
+
+pub(crate) async fn host(addr: SocketAddr, code: &str, token: &str) -> Result<(Client, Welcome)> {
+    let mut c = Client::connect(addr, Encoding::Json).await?;
+    c.send(json!({"t": "host", "code": code, "token": token}))
+        .await?;
+    match c.recv().await? {
+        ServerFrame::Welcome(w) => Ok((c, *w)),
+        other => bail!("host got {other:?}"),
+    }
+}
+
+pub(crate) async fn player(
+    addr: SocketAddr,
+    encoding: Encoding,
+    code: &str,
+    nickname: &str,
+) -> Result<(Client, Welcome)> {
+    let mut c = Client::connect(addr, encoding).await?;
+    c.send(json!({"t": "join", "code": code, "nickname": nickname}))
+        .await?;
+    match c.recv().await? {
+        ServerFrame::Welcome(w) => Ok((c, *w)),
+        other => bail!("{nickname} got {other:?}"),
+    }
+}
+
+/// The next frame that is not a broadcast or a standing: the reply to a request.
+pub(crate) async fn reply(c: &mut Client) -> Result<ServerFrame> {
+    c.recv_until("a reply", |f| {
+        f.seq().is_none() && !matches!(f, ServerFrame::Standing { .. })
+    })
+    .await
+}
+
+pub(crate) async fn expect_error(c: &mut Client, code: &str) -> Result<String> {
+    match reply(c).await? {
+        ServerFrame::Error {
+            code: got, message, ..
+        } if got.as_str() == code => Ok(message),
+        other => bail!("expected error {code}, got {other:?}"),
+    }
+}
+
+/// A WebSocket handshake done by hand, leaving a raw socket that can send
+/// frames no real client library would.
+pub(crate) async fn raw_websocket(addr: SocketAddr) -> Result<TcpStream> {
+    let mut s = TcpStream::connect(addr).await?;
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: quizgate\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte).await? == 0 || head.len() > 4096 {
+            bail!("handshake ended early: {}", String::from_utf8_lossy(&head));
+        }
+        head.push(byte[0]);
+    }
+    if !head.starts_with(b"HTTP/1.1 101") {
+        bail!("no upgrade: {}", String::from_utf8_lossy(&head));
+    }
+    Ok(s)
+}
+
+/// Reads raw frames until a close frame; returns its code.
+pub(crate) async fn raw_close_code(s: &mut TcpStream) -> Result<u16> {
+    let read = async {
+        loop {
+            let mut hdr = [0u8; 2];
+            s.read_exact(&mut hdr).await?;
+            let len = match hdr[1] & 0x7f {
+                126 => {
+                    let mut l = [0u8; 2];
+                    s.read_exact(&mut l).await?;
+                    usize::from(u16::from_be_bytes(l))
+                }
+                n => usize::from(n),
+            };
+            let mut payload = vec![0u8; len];
+            s.read_exact(&mut payload).await?;
+            if hdr[0] & 0x0f == 0x8 {
+                return Ok::<_, anyhow::Error>(u16::from_be_bytes([payload[0], payload[1]]));
+            }
+        }
+    };
+    tokio::time::timeout(quizgate_testkit::WAIT, read).await?
+}
