@@ -11,6 +11,7 @@
 mod clock;
 mod error;
 mod memory;
+mod redis;
 mod token;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use quizgate_domain::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::BackplaneError;
 pub use memory::{MemoryBackplane, MemoryConfig};
+pub use redis::{RedisBackplane, RedisConfig};
 pub use token::SessionToken;
 
 pub type Result<T, E = BackplaneError> = std::result::Result<T, E>;
@@ -122,6 +124,9 @@ pub trait Backplane: Send + Sync + 'static {
     /// Publishes a leaderboard if scores or players changed and the coalescing
     /// interval has passed since the last one.
     async fn leaderboard_if_due(&self, code: &JoinCode) -> Result<Tick>;
+
+    /// Whether the quiz still exists (quizzes expire).
+    async fn exists(&self, code: &JoinCode) -> Result<bool>;
 
     /// Every player's score, highest first; `None` if the quiz does not exist.
     async fn scores(&self, code: &JoinCode) -> Result<Option<Vec<(PlayerId, u64)>>>;

@@ -267,6 +267,10 @@ impl Backplane for MemoryBackplane {
         })
     }
 
+    async fn exists(&self, code: &JoinCode) -> Result<bool> {
+        Ok(self.quizzes.contains_key(code))
+    }
+
     async fn scores(&self, code: &JoinCode) -> Result<Option<Vec<(PlayerId, u64)>>> {
         Ok(self.entry(code).map(|e| lock(&e).quiz.scores()))
     }

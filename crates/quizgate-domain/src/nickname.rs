@@ -28,7 +28,8 @@ fn is_format_char(c: char) -> bool {
 }
 
 /// The key under which nicknames are compared for uniqueness: case-insensitive.
-pub(crate) fn nickname_key(nick: &str) -> String {
+/// Stores that keep nicknames elsewhere (Redis) use the same key.
+pub fn nickname_key(nick: &str) -> String {
     nick.trim().to_lowercase()
 }
 

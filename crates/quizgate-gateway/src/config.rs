@@ -43,6 +43,15 @@ pub enum BackplaneConfig {
         ended_ttl: Duration,
         log_capacity: usize,
     },
+    /// Redis holds the quizzes; any number of nodes share it.
+    Redis {
+        /// `redis://host:port` or `redis-cluster://host:port?node=host:port&…`.
+        url: String,
+        idle_ttl: Duration,
+        ended_ttl: Duration,
+        log_capacity: usize,
+        command_timeout: Duration,
+    },
 }
 
 impl Default for Config {

@@ -573,6 +573,9 @@ impl Connection {
 
     /// Sends the welcome; the client has everything up to its snapshot's `seq`.
     async fn send_welcome(&mut self, welcome: Welcome) -> Step {
+        if let Some(room) = &self.room {
+            room.observe_view(&welcome.quiz);
+        }
         self.last_seq = welcome.quiz.seq;
         self.send(&ServerFrame::Welcome(Box::new(welcome))).await
     }

@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use dashmap::DashMap;
 use quizgate_backplane::{Backplane, BackplaneError, EventSink};
-use quizgate_domain::{Event, JoinCode, Millis, PlayerId, QuizDefinition, Sequenced};
-use quizgate_protocol::{CloseCode, Encoding, ServerFrame};
+use quizgate_domain::{Event, JoinCode, Millis, Phase, PlayerId, QuizDefinition, Sequenced};
+use quizgate_protocol::{CloseCode, Encoding, QuizView, ServerFrame};
 use quizgate_telemetry::Metrics;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{OnceCell, mpsc};
@@ -215,6 +215,17 @@ impl Room {
                     players,
                 };
                 let _ = m.tx.try_send(Outbound::Direct(encode(m.encoding, &frame)));
+            }
+        }
+    }
+
+    /// Learns the open question from a snapshot, so that a node that joins a
+    /// quiz mid-question still fires its deadline.
+    pub(crate) fn observe_view(&self, view: &QuizView) {
+        if let (Phase::Question, Some(q)) = (view.phase, &view.question) {
+            let mut open = lock(&self.open_question);
+            if open.is_none_or(|(index, _)| index <= q.index) {
+                *open = Some((q.index, q.deadline_ms));
             }
         }
     }

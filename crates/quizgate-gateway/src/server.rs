@@ -2,7 +2,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use quizgate_backplane::{Backplane, MemoryBackplane, MemoryConfig, SystemClock};
+use quizgate_backplane::{
+    Backplane, MemoryBackplane, MemoryConfig, RedisBackplane, RedisConfig, SystemClock,
+};
 use quizgate_telemetry::Metrics;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
@@ -49,6 +51,39 @@ impl Server {
                     log_capacity: *log_capacity,
                 },
             )),
+            BackplaneConfig::Redis {
+                url,
+                idle_ttl,
+                ended_ttl,
+                log_capacity,
+                command_timeout,
+            } => {
+                let redis = RedisConfig {
+                    url: url.clone(),
+                    leaderboard_interval_ms: config.leaderboard_interval.as_millis() as u64,
+                    idle_ttl_ms: idle_ttl.as_millis() as u64,
+                    ended_ttl_ms: ended_ttl.as_millis() as u64,
+                    log_capacity: *log_capacity,
+                    command_timeout: *command_timeout,
+                };
+                let connect = RedisBackplane::connect(redis, registry.clone());
+                match tokio::time::timeout(
+                    4 * *command_timeout + std::time::Duration::from_secs(5),
+                    connect,
+                )
+                .await
+                {
+                    Ok(Ok(bp)) => Arc::new(bp),
+                    Ok(Err(e)) => return Err(e.into()),
+                    Err(_) => {
+                        return Err(GatewayError::Backplane(
+                            quizgate_backplane::BackplaneError::Unavailable(format!(
+                                "cannot reach {url}"
+                            )),
+                        ));
+                    }
+                }
+            }
         };
         let node = Arc::new(Node::new(config, backplane, registry, metrics));
         Ok(Self {

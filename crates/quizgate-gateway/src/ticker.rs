@@ -70,6 +70,12 @@ async fn tend(node: &Node, room: &Arc<Room>) {
 }
 
 async fn housekeeping(node: &Node) {
+    for room in node.registry.rooms() {
+        if let Ok(false) = node.backplane.exists(&room.code).await {
+            tracing::info!(quiz = %room.code, "quiz gone");
+            node.registry.remove_gone(&room.code);
+        }
+    }
     match node.backplane.expire().await {
         Ok(gone) => {
             for code in gone {

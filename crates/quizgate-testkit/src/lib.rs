@@ -5,10 +5,12 @@
 mod client;
 mod http;
 mod node;
+mod redis;
 
 pub use client::Client;
 pub use http::{create_quiz, http_request, sample_quiz};
 pub use node::NodeProcess;
+pub use redis::{RedisCluster, RedisServer};
 /// The WebSocket library the client uses, for tests that craft raw frames.
 pub use tokio_tungstenite::tungstenite;
 

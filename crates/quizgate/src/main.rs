@@ -29,6 +29,14 @@ struct Cli {
     /// Private admin address: /healthz, /readyz, /metrics.
     #[arg(long, env = "QUIZGATE_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
     admin_listen: SocketAddr,
+    /// Redis to share quizzes with other nodes: redis://host:port, or
+    /// redis-cluster://host:port?node=host:port&... for Redis Cluster. Unset: one
+    /// node on its own, everything in memory.
+    #[arg(long, env = "QUIZGATE_REDIS_URL")]
+    redis_url: Option<String>,
+    /// A Redis command that takes longer fails (the client is told to retry).
+    #[arg(long, env = "QUIZGATE_REDIS_COMMAND_TIMEOUT", default_value = "2s", value_parser = duration)]
+    redis_command_timeout: Duration,
     /// Log filter, RUST_LOG syntax.
     #[arg(long, env = "QUIZGATE_LOG", default_value = "info")]
     log: String,
@@ -89,6 +97,7 @@ impl Cli {
             ("QUIZGATE_SHUTDOWN_GRACE", self.shutdown_grace),
             ("QUIZGATE_QUIZ_IDLE_TTL", self.quiz_idle_ttl),
             ("QUIZGATE_QUIZ_ENDED_TTL", self.quiz_ended_ttl),
+            ("QUIZGATE_REDIS_COMMAND_TIMEOUT", self.redis_command_timeout),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, d)| d.is_zero()) {
             return Err(format!("invalid {name}: must be greater than zero"));
@@ -105,10 +114,29 @@ impl Cli {
         Ok(Config {
             listen: self.listen,
             admin_listen: self.admin_listen,
-            backplane: BackplaneConfig::Memory {
-                idle_ttl: self.quiz_idle_ttl,
-                ended_ttl: self.quiz_ended_ttl,
-                log_capacity: self.event_log_capacity as usize,
+            backplane: match self.redis_url {
+                None => BackplaneConfig::Memory {
+                    idle_ttl: self.quiz_idle_ttl,
+                    ended_ttl: self.quiz_ended_ttl,
+                    log_capacity: self.event_log_capacity as usize,
+                },
+                Some(url) => {
+                    let valid = ["redis://", "redis-cluster://"]
+                        .iter()
+                        .any(|scheme| url.starts_with(scheme) && url.len() > scheme.len());
+                    if !valid {
+                        return Err(format!(
+                            "invalid QUIZGATE_REDIS_URL {url:?}: use redis://host:port or redis-cluster://host:port?node=host:port"
+                        ));
+                    }
+                    BackplaneConfig::Redis {
+                        url,
+                        idle_ttl: self.quiz_idle_ttl,
+                        ended_ttl: self.quiz_ended_ttl,
+                        log_capacity: self.event_log_capacity as usize,
+                        command_timeout: self.redis_command_timeout,
+                    }
+                }
             },
             leaderboard_interval: self.leaderboard_interval,
             ping_interval: self.ping_interval,

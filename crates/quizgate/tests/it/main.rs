@@ -2,5 +2,6 @@
 
 mod admin;
 mod bad_input;
+mod cluster;
 mod quiz;
 mod support;

@@ -104,3 +104,66 @@ pub(crate) async fn raw_close_code(s: &mut TcpStream) -> Result<u16> {
     };
     tokio::time::timeout(quizgate_testkit::WAIT, read).await?
 }
+
+/// A node on the given Redis.
+pub(crate) async fn redis_node(url: &str, extra: &[(&str, &str)]) -> Result<NodeProcess> {
+    let mut env = vec![
+        ("QUIZGATE_REDIS_URL", url),
+        ("QUIZGATE_REDIS_COMMAND_TIMEOUT", "500ms"),
+    ];
+    env.extend_from_slice(extra);
+    node(&env).await
+}
+
+pub(crate) async fn answer(
+    c: &mut Client,
+    question: u16,
+    choice: u8,
+) -> Result<quizgate_protocol::AnswerResult> {
+    c.send(json!({"t": "answer", "question": question, "choice": choice}))
+        .await?;
+    match reply(c).await? {
+        ServerFrame::AnswerResult(r) => Ok(r),
+        other => bail!("expected an answer result, got {other:?}"),
+    }
+}
+
+pub(crate) async fn command(host: &mut Client, t: &str) -> Result<()> {
+    host.send(json!({"t": t})).await?;
+    match reply(host).await? {
+        ServerFrame::Ack { command, .. } if command == t => Ok(()),
+        other => bail!("{t}: {other:?}"),
+    }
+}
+
+/// Resumes a player's session on a new connection.
+pub(crate) async fn resume(
+    addr: SocketAddr,
+    encoding: Encoding,
+    token: &str,
+    last_seq: u64,
+) -> Result<(Client, Welcome)> {
+    let mut c = Client::connect(addr, encoding).await?;
+    c.send(json!({"t": "resume", "token": token, "last_seq": last_seq}))
+        .await?;
+    match c.recv().await? {
+        ServerFrame::Welcome(w) => Ok((c, *w)),
+        other => bail!("resume got {other:?}"),
+    }
+}
+
+/// Checks that each client's broadcasts are gapless after its welcome and that
+/// all clients saw the same frame for every sequence number they share.
+pub(crate) fn assert_same_ordered_streams(clients: &[(&Client, u64)]) {
+    let mut by_seq = std::collections::HashMap::new();
+    for (c, from) in clients {
+        let seqs = c.seqs();
+        let want: Vec<u64> = (from + 1..=from + seqs.len() as u64).collect();
+        assert_eq!(seqs, want, "gapless after the welcome");
+        for f in &c.events {
+            let seq = f.seq().unwrap_or(0);
+            let seen = by_seq.entry(seq).or_insert_with(|| f.clone());
+            assert_eq!(seen, f, "seq {seq} differs between clients");
+        }
+    }
+}

@@ -1,0 +1,21 @@
+-- ARGV 7: start | next | skip | end
+if redis.call('EXISTS', META) == 0 then return 'not_found' end
+local now = now_ms()
+local phase, cmd = redis.call('HGET', META, 'phase'), ARGV[7]
+if cmd == 'start' and phase == 'lobby' then
+  ask(now, 0)
+elseif cmd == 'next' and phase == 'reveal' then
+  local nxt = tonumber(redis.call('HGET', META, 'cur')) + 1
+  if nxt < tonumber(redis.call('HGET', META, 'qcount')) then ask(now, nxt) else end_quiz(now) end
+elseif cmd == 'skip' and phase == 'question' then
+  close(now, 'skipped')
+elseif cmd == 'end' and (phase == 'lobby' or phase == 'reveal') then
+  end_quiz(now)
+elseif cmd == 'end' and phase == 'question' then
+  close(now, 'ended')
+  end_quiz(now)
+else
+  return 'wrong_phase'
+end
+touch(redis.call('HGET', META, 'phase') == 'ended')
+return 'done'

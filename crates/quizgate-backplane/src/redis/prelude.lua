@@ -1,0 +1,116 @@
+-- Shared by every quizgate script. The rules mirror quizgate-domain's Quiz;
+-- the conformance tests run the same scenarios against both.
+--
+-- KEYS (all in the quiz's hash slot, `{q:CODE}`):
+--   1 meta  2 def  3 nicks  4 players  5 secrets  6 scores  7 answers  8 dist  9 log
+-- ARGV (common): 1 channel  2 publish command (PUBLISH or SPUBLISH)  3 log max length
+--   4 idle ttl ms  5 ended ttl ms  6 leaderboard interval ms; script arguments follow.
+local META, DEF, NICKS, PLAYERS, SECRETS, SCORES, ANSWERS, DIST, LOG =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local CHANNEL, PUBCMD = ARGV[1], ARGV[2]
+local LOGMAX, IDLE_TTL, ENDED_TTL, LB_INTERVAL = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+
+local function int(x) return string.format('%d', x) end
+local function pad(id) return string.format('%08d', tonumber(id)) end
+
+-- Redis's clock decides, for every node alike.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function touch(ended)
+  local ttl = IDLE_TTL
+  if ended then ttl = ENDED_TTL end
+  for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl) end
+end
+
+-- Append to the log and publish, under the quiz's next sequence number.
+local function emit(now, event)
+  local seq = redis.call('HINCRBY', META, 'seq', 1)
+  local payload = '{"seq":' .. int(seq) .. ',"ts_ms":' .. int(now) .. ',"event":' .. event .. '}'
+  redis.call('XADD', LOG, 'MAXLEN', '~', LOGMAX, int(seq) .. '-1', 'e', payload)
+  redis.call(PUBCMD, CHANNEL, payload)
+  return seq
+end
+
+-- Top 10: scores are stored negated so that ZRANGE gives the highest first and
+-- ties in join order (members are zero-padded player ids).
+local function top_json()
+  local raw = redis.call('ZRANGE', SCORES, 0, 9, 'WITHSCORES')
+  local parts, rank, last = {}, 0, nil
+  for i = 1, #raw, 2 do
+    local id, score = tonumber(raw[i]), -tonumber(raw[i + 1])
+    local n = (i + 1) / 2
+    if score ~= last then rank, last = n, score end
+    parts[#parts + 1] = '{"player_id":' .. int(id) .. ',"nickname":' .. cjson.encode(redis.call('HGET', PLAYERS, int(id)))
+      .. ',"score":' .. int(score) .. ',"rank":' .. int(rank) .. '}'
+  end
+  return '[' .. table.concat(parts, ',') .. ']'
+end
+
+local function dist_json(n)
+  local parts = {}
+  for c = 0, n - 1 do parts[#parts + 1] = int(tonumber(redis.call('HGET', DIST, c) or 0)) end
+  return '[' .. table.concat(parts, ',') .. ']'
+end
+
+local function record_json(rec)
+  local choice, points, total = string.match(rec, '^(%d+):(%d+):(%d+)$')
+  return '{"choice":' .. choice .. ',"points":' .. points .. ',"total":' .. total .. '}'
+end
+
+local function push_leaderboard(now)
+  local m = redis.call('HMGET', META, 'phase', 'answered', 'players')
+  local answered = ''
+  if m[1] == 'question' then answered = ',"answered":' .. m[2] end
+  redis.call('HSET', META, 'lb_dirty', 0, 'lb_ms', now)
+  emit(now, '{"t":"leaderboard","top":' .. top_json() .. ',"players":' .. m[3] .. answered .. '}')
+end
+
+local function close(now, reason)
+  local m = redis.call('HMGET', META, 'cur', 'qcorrect', 'qchoices', 'answered')
+  redis.call('HSET', META, 'phase', 'reveal')
+  emit(now, '{"t":"question_closed","index":' .. m[1] .. ',"correct":' .. m[2] .. ',"distribution":' .. dist_json(tonumber(m[3]))
+    .. ',"answered":' .. m[4] .. ',"reason":"' .. reason .. '"}')
+  if reason ~= 'ended' then push_leaderboard(now) end
+end
+
+local function ask(now, idx)
+  local def = cjson.decode(redis.call('GET', DEF))
+  local q = def.questions[idx + 1]
+  local deadline = now + q.time_limit_ms
+  for c = 0, #q.choices - 1 do redis.call('HSET', DIST, c, 0) end
+  redis.call('HSET', META, 'phase', 'question', 'cur', idx, 'started', now, 'deadline', deadline, 'answered', 0,
+    'qcorrect', q.correct, 'qpoints', q.points, 'qlimit', q.time_limit_ms, 'qchoices', #q.choices)
+  emit(now, '{"t":"question_started","index":' .. int(idx) .. ',"started_ms":' .. int(now) .. ',"deadline_ms":' .. int(deadline) .. '}')
+end
+
+local function end_quiz(now)
+  redis.call('HSET', META, 'phase', 'ended')
+  emit(now, '{"t":"quiz_ended","top":' .. top_json() .. ',"players":' .. redis.call('HGET', META, 'players') .. '}')
+end
+
+local function snapshot(pid)
+  local m = redis.call('HMGET', META, 'phase', 'qcount', 'cur', 'started', 'deadline', 'answered', 'qchoices', 'players', 'seq')
+  local phase, cur = m[1], tonumber(m[3])
+  local question = 'null'
+  if phase ~= 'ended' and cur >= 0 then
+    question = '{"index":' .. m[3] .. ',"started_ms":' .. m[4] .. ',"deadline_ms":' .. m[5] .. ',"answered":' .. m[6]
+      .. ',"distribution":' .. dist_json(tonumber(m[7])) .. '}'
+  end
+  local you = 'null'
+  if pid then
+    local stored = tonumber(redis.call('ZSCORE', SCORES, pad(pid)))
+    local rank = redis.call('ZCOUNT', SCORES, '-inf', '(' .. int(stored)) + 1
+    local answer = 'null'
+    if cur >= 0 then
+      local rec = redis.call('HGET', ANSWERS, pid .. ':' .. int(cur))
+      if rec then answer = record_json(rec) end
+    end
+    you = '{"player_id":' .. int(pid) .. ',"nickname":' .. cjson.encode(redis.call('HGET', PLAYERS, pid)) .. ',"score":' .. int(-stored)
+      .. ',"rank":' .. int(rank) .. ',"answer":' .. answer .. '}'
+  end
+  return '{"phase":"' .. phase .. '","question_count":' .. m[2] .. ',"question":' .. question .. ',"players":' .. m[8]
+    .. ',"top":' .. top_json() .. ',"seq":' .. m[9] .. ',"you":' .. you .. '}'
+end

@@ -1,0 +1,310 @@
+//! Several node processes sharing one real Redis (and a Redis Cluster).
+
+use std::time::Duration;
+
+use anyhow::Result;
+use quizgate_domain::CloseReason;
+use quizgate_protocol::{AnswerStatus, Encoding, ServerFrame};
+use quizgate_testkit::{
+    NodeProcess, RedisCluster, RedisServer, create_quiz, http_request, sample_quiz,
+};
+
+use crate::support::{
+    answer, assert_same_ordered_streams, command, expect_error, host, player, redis_node, resume,
+};
+
+fn is_reveal(index: u16) -> impl Fn(&ServerFrame) -> bool {
+    move |f| matches!(f, ServerFrame::Reveal { index: i, .. } if *i == index)
+}
+
+fn is_question(index: u16) -> impl Fn(&ServerFrame) -> bool {
+    move |f| matches!(f, ServerFrame::Question { question, .. } if question.index == index)
+}
+
+async fn nodes(url: &str, n: usize) -> Result<Vec<NodeProcess>> {
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        nodes.push(redis_node(url, &[]).await?);
+    }
+    Ok(nodes)
+}
+
+#[tokio::test]
+async fn a_quiz_spread_over_three_nodes_is_one_quiz() -> Result<()> {
+    let redis = RedisServer::start().await?;
+    let nodes = nodes(&redis.url(), 3).await?;
+    // The quiz is created through one node and hosted from another.
+    let (code, token) = create_quiz(nodes[2].ws_addr, &sample_quiz(2, 20_000)).await?;
+    let (mut host, _) = host(nodes[0].ws_addr, &code, &token).await?;
+    let mut players = Vec::new();
+    for i in 0..6 {
+        let enc = if i % 2 == 0 {
+            Encoding::Json
+        } else {
+            Encoding::MsgPack
+        };
+        players.push(player(nodes[i % 3].ws_addr, enc, &code, &format!("p{i}")).await?);
+    }
+    assert_eq!(
+        players
+            .iter()
+            .map(|(_, w)| w.player_id.unwrap_or(0))
+            .collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6]
+    );
+    let mut totals = [0u64; 6];
+    for q in 0..2u16 {
+        command(&mut host, if q == 0 { "start" } else { "next" }).await?;
+        for (c, _) in players.iter_mut() {
+            c.recv_until("question", is_question(q)).await?;
+        }
+        for (i, (c, _)) in players.iter_mut().enumerate() {
+            let r = answer(c, q, ((i + q as usize) % 3) as u8).await?;
+            assert_eq!(r.status, AnswerStatus::Accepted, "p{i} q{q}");
+            totals[i] = r.total.unwrap_or(0);
+        }
+        for (c, _) in players.iter_mut() {
+            let ServerFrame::Reveal {
+                reason, answered, ..
+            } = c.recv_until("reveal", is_reveal(q)).await?
+            else {
+                unreachable!()
+            };
+            assert_eq!((reason, answered), (CloseReason::AllAnswered, 6));
+        }
+    }
+    command(&mut host, "next").await?;
+    for (c, _) in players.iter_mut() {
+        let ServerFrame::Ended { top, .. } = c
+            .recv_until("the end", |f| matches!(f, ServerFrame::Ended { .. }))
+            .await?
+        else {
+            unreachable!()
+        };
+        for s in &top {
+            assert_eq!(
+                s.score,
+                totals[(s.player_id - 1) as usize],
+                "final score of {} = its last acknowledged total",
+                s.nickname
+            );
+        }
+    }
+    let streams: Vec<(&quizgate_testkit::Client, u64)> =
+        players.iter().map(|(c, w)| (c, w.quiz.seq)).collect();
+    assert_same_ordered_streams(&streams);
+    Ok(())
+}
+
+#[tokio::test]
+async fn racing_duplicate_answers_on_three_nodes_count_once() -> Result<()> {
+    let redis = RedisServer::start().await?;
+    let nodes = nodes(&redis.url(), 3).await?;
+    let (code, token) = create_quiz(nodes[0].ws_addr, &sample_quiz(1, 30_000)).await?;
+    let (mut host, _) = host(nodes[0].ws_addr, &code, &token).await?;
+    let (mut ann, w) = player(nodes[0].ws_addr, Encoding::Json, &code, "ann").await?;
+    let (_bob, _) = player(nodes[1].ws_addr, Encoding::Json, &code, "bob").await?;
+    let ann_token = w.token.clone().unwrap_or_default();
+    // The same player, connected three times through three nodes.
+    let (mut ann_b, _) =
+        resume(nodes[1].ws_addr, Encoding::MsgPack, &ann_token, w.quiz.seq).await?;
+    let (mut ann_c, _) = resume(nodes[2].ws_addr, Encoding::Json, &ann_token, w.quiz.seq).await?;
+    command(&mut host, "start").await?;
+    for c in [&mut ann, &mut ann_b, &mut ann_c] {
+        c.recv_until("question", is_question(0)).await?;
+    }
+    let (a, b, c) = tokio::join!(
+        answer(&mut ann, 0, 0),
+        answer(&mut ann_b, 0, 0),
+        answer(&mut ann_c, 0, 0)
+    );
+    let results = [a?, b?, c?];
+    let accepted = results
+        .iter()
+        .filter(|r| r.status == AnswerStatus::Accepted)
+        .count();
+    assert_eq!(accepted, 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|r| r.points == results[0].points && r.choice == Some(0)),
+        "the same result for all: {results:?}"
+    );
+    let scores = redis
+        .cli(&[
+            "ZRANGE",
+            &format!("{{q:{code}}}:scores"),
+            "0",
+            "-1",
+            "WITHSCORES",
+        ])
+        .await?;
+    let points = results[0].points.unwrap_or(0);
+    assert!(
+        scores.lines().any(|l| l == format!("-{points}")),
+        "scored once in Redis: {scores}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_deadline_fires_once_when_the_hosts_node_dies() -> Result<()> {
+    let redis = RedisServer::start().await?;
+    let mut nodes = nodes(&redis.url(), 3).await?;
+    let (code, token) = create_quiz(nodes[1].ws_addr, &sample_quiz(1, 1_500)).await?;
+    let (mut host, _) = host(nodes[0].ws_addr, &code, &token).await?;
+    let (mut b, bw) = player(nodes[1].ws_addr, Encoding::Json, &code, "b").await?;
+    let (mut c, cw) = player(nodes[2].ws_addr, Encoding::MsgPack, &code, "c").await?;
+    command(&mut host, "start").await?;
+    nodes[0].signal("KILL")?;
+    nodes[0].wait_exit(Duration::from_secs(5)).await?;
+    for p in [&mut b, &mut c] {
+        let ServerFrame::Reveal { reason, .. } = p.recv_until("reveal", is_reveal(0)).await? else {
+            unreachable!()
+        };
+        assert_eq!(reason, CloseReason::Deadline);
+    }
+    // Both surviving nodes try to close it; the streams show exactly one close.
+    for p in [&mut b, &mut c] {
+        p.recv_until("leaderboard", |f| {
+            matches!(f, ServerFrame::Leaderboard { .. })
+        })
+        .await?;
+    }
+    assert_eq!(answer(&mut b, 0, 0).await?.status, AnswerStatus::Late);
+    assert_same_ordered_streams(&[(&b, bw.quiz.seq), (&c, cw.quiz.seq)]);
+    assert_eq!(
+        b.events
+            .iter()
+            .filter(|f| matches!(f, ServerFrame::Reveal { .. }))
+            .count(),
+        1
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_player_resumes_on_another_node_mid_question() -> Result<()> {
+    let redis = RedisServer::start().await?;
+    let nodes = nodes(&redis.url(), 2).await?;
+    let (code, token) = create_quiz(nodes[0].ws_addr, &sample_quiz(2, 30_000)).await?;
+    let (mut host, _) = host(nodes[0].ws_addr, &code, &token).await?;
+    let (mut ann, w) = player(nodes[0].ws_addr, Encoding::Json, &code, "ann").await?;
+    let (mut bob, _) = player(nodes[1].ws_addr, Encoding::Json, &code, "bob").await?;
+    command(&mut host, "start").await?;
+    ann.recv_until("question", is_question(0)).await?;
+    let first = answer(&mut ann, 0, 0).await?;
+    let last_seen = ann.seqs().last().copied().unwrap_or(w.quiz.seq);
+    drop(ann); // the phone loses its connection
+    assert_eq!(answer(&mut bob, 0, 1).await?.status, AnswerStatus::Accepted); // closes q0 while ann is away
+    let (mut back, rw) = resume(
+        nodes[1].ws_addr,
+        Encoding::MsgPack,
+        &w.token.clone().unwrap_or_default(),
+        last_seen,
+    )
+    .await?;
+    assert_eq!(rw.resumed, Some(true));
+    assert_eq!(rw.player_id, w.player_id);
+    let reveal = back.recv_until("the missed reveal", is_reveal(0)).await?;
+    assert_eq!(
+        reveal.seq(),
+        Some(last_seen + 1),
+        "the first missed event comes first"
+    );
+    let retry = answer(&mut back, 0, 0).await?;
+    assert_eq!(
+        (retry.status, retry.points),
+        (AnswerStatus::Duplicate, first.points),
+        "acknowledged again, scored once"
+    );
+    command(&mut host, "next").await?;
+    back.recv_until("question 1", is_question(1)).await?;
+    let from = last_seen;
+    assert_same_ordered_streams(&[(&back, from)]);
+    // A forged token (right player, wrong secret) is refused.
+    let forged = format!("{code}.{}.{}", w.player_id.unwrap_or(1), "0".repeat(32));
+    let mut evil = quizgate_testkit::Client::connect(nodes[1].ws_addr, Encoding::Json).await?;
+    evil.send(serde_json::json!({"t": "resume", "token": forged, "last_seq": 0}))
+        .await?;
+    expect_error(&mut evil, "invalid_token").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn nodes_survive_a_redis_restart_mid_quiz() -> Result<()> {
+    let mut redis = RedisServer::start().await?;
+    let nodes = nodes(&redis.url(), 2).await?;
+    let (code, token) = create_quiz(nodes[0].ws_addr, &sample_quiz(2, 60_000)).await?;
+    let (mut host, _) = host(nodes[0].ws_addr, &code, &token).await?;
+    let (mut ann, aw) = player(nodes[0].ws_addr, Encoding::Json, &code, "ann").await?;
+    let (mut bob, bw) = player(nodes[1].ws_addr, Encoding::MsgPack, &code, "bob").await?;
+    command(&mut host, "start").await?;
+    for p in [&mut ann, &mut bob] {
+        p.recv_until("question", is_question(0)).await?;
+    }
+    let acked = answer(&mut ann, 0, 0).await?;
+    assert_eq!(acked.status, AnswerStatus::Accepted);
+
+    redis.stop().await?;
+    // Writes fail with a clear, retryable error; sockets stay open; not ready.
+    bob.send(serde_json::json!({"t": "answer", "question": 0, "choice": 1}))
+        .await?;
+    expect_error(&mut bob, "unavailable").await?;
+    for n in &nodes {
+        assert_eq!(
+            http_request(n.admin_addr, "GET", "/readyz", b"").await?.0,
+            503
+        );
+    }
+
+    redis.restart().await?;
+    for n in &nodes {
+        let mut ready = false;
+        for _ in 0..100 {
+            if http_request(n.admin_addr, "GET", "/readyz", b"").await?.0 == 200 {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(ready, "node ready again after Redis came back");
+    }
+    // The acknowledged answer survived; the retried one counts; the quiz goes on.
+    assert_eq!(
+        answer(&mut ann, 0, 2).await?.status,
+        AnswerStatus::Duplicate
+    );
+    assert_eq!(answer(&mut bob, 0, 1).await?.status, AnswerStatus::Accepted); // the last answer closes q0
+    for p in [&mut ann, &mut bob] {
+        p.recv_until("reveal", is_reveal(0)).await?;
+    }
+    command(&mut host, "next").await?;
+    for p in [&mut ann, &mut bob] {
+        p.recv_until("question 1", is_question(1)).await?;
+    }
+    assert_same_ordered_streams(&[(&ann, aw.quiz.seq), (&bob, bw.quiz.seq)]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_quiz_runs_on_redis_cluster_with_sharded_pubsub() -> Result<()> {
+    let cluster = RedisCluster::start(3).await?;
+    let url = cluster.url();
+    let nodes = nodes(&url, 2).await?;
+    let (code, token) = create_quiz(nodes[0].ws_addr, &sample_quiz(1, 30_000)).await?;
+    let (mut host, _) = host(nodes[1].ws_addr, &code, &token).await?;
+    let (mut ann, aw) = player(nodes[0].ws_addr, Encoding::Json, &code, "ann").await?;
+    let (mut bob, bw) = player(nodes[1].ws_addr, Encoding::MsgPack, &code, "bob").await?;
+    command(&mut host, "start").await?;
+    for p in [&mut ann, &mut bob] {
+        p.recv_until("question", is_question(0)).await?;
+    }
+    assert_eq!(answer(&mut ann, 0, 0).await?.status, AnswerStatus::Accepted);
+    assert_eq!(answer(&mut bob, 0, 0).await?.status, AnswerStatus::Accepted);
+    for p in [&mut ann, &mut bob] {
+        p.recv_until("reveal", is_reveal(0)).await?;
+    }
+    assert_same_ordered_streams(&[(&ann, aw.quiz.seq), (&bob, bw.quiz.seq)]);
+    Ok(())
+}
