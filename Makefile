@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help run test lint fmt deps
+.PHONY: help run test lint fmt deps cluster cluster-stop
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -19,6 +19,12 @@ lint: ## rustfmt check and clippy with warnings denied
 
 fmt: ## format the code
 	$(CARGO) fmt --all
+
+cluster: deps ## start Redis (AOF), three nodes and HAProxy on loopback; LB at ws://127.0.0.1:7000/ws
+	$(CARGO) build --release --locked -p quizgate && deploy/cluster/cluster.sh start
+
+cluster-stop: ## stop exactly what `make cluster` started
+	deploy/cluster/cluster.sh stop
 
 deps: ## install the system packages the tests need, if missing
 	@deploy/dev/install-deps.sh

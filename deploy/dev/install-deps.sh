@@ -4,7 +4,7 @@
 set -euo pipefail
 
 # command -> Debian package
-declare -A NEED=([redis-server]=redis-server [redis-cli]=redis-tools)
+declare -A NEED=([redis-server]=redis-server [redis-cli]=redis-tools [haproxy]=haproxy [curl]=curl)
 
 missing=()
 for cmd in "${!NEED[@]}"; do

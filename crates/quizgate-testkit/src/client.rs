@@ -33,6 +33,35 @@ impl Client {
         subprotocol: Option<&str>,
     ) -> Result<(Self, Option<String>)> {
         let stream = TcpStream::connect(addr).await?;
+        Self::handshake(stream, addr, subprotocol).await
+    }
+
+    /// Connects from a chosen loopback source address (127.0.0.2, ...), so that
+    /// a load balancer hashing on the source sees many clients.
+    pub async fn connect_from(
+        source: std::net::IpAddr,
+        addr: SocketAddr,
+        encoding: Encoding,
+    ) -> Result<Self> {
+        let socket = if source.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.bind(SocketAddr::new(source, 0))?;
+        let stream = tokio::time::timeout(crate::WAIT, socket.connect(addr))
+            .await
+            .context("connect timed out")??;
+        Self::handshake(stream, addr, Some(encoding.subprotocol()))
+            .await
+            .map(|(c, _)| c)
+    }
+
+    async fn handshake(
+        stream: TcpStream,
+        addr: SocketAddr,
+        subprotocol: Option<&str>,
+    ) -> Result<(Self, Option<String>)> {
         let mut req = format!("ws://{addr}/ws").into_client_request()?;
         if let Some(p) = subprotocol {
             req.headers_mut()

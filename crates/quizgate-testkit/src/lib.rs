@@ -3,11 +3,13 @@
 //! `redis-server`. Everything is killed on drop; every wait is bounded.
 
 mod client;
+mod haproxy;
 mod http;
 mod node;
 mod redis;
 
 pub use client::Client;
+pub use haproxy::Haproxy;
 pub use http::{create_quiz, http_request, sample_quiz};
 pub use node::NodeProcess;
 pub use redis::{RedisCluster, RedisServer};

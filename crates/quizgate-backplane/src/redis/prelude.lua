@@ -29,7 +29,7 @@ end
 local function emit(now, event)
   local seq = redis.call('HINCRBY', META, 'seq', 1)
   local payload = '{"seq":' .. int(seq) .. ',"ts_ms":' .. int(now) .. ',"event":' .. event .. '}'
-  redis.call('XADD', LOG, 'MAXLEN', '~', LOGMAX, int(seq) .. '-1', 'e', payload)
+  redis.call('XADD', LOG, 'MAXLEN', LOGMAX, int(seq) .. '-1', 'e', payload)
   redis.call(PUBCMD, CHANNEL, payload)
   return seq
 end

@@ -2,6 +2,7 @@
 
 mod admin;
 mod bad_input;
+mod chaos;
 mod cluster;
 mod quiz;
 mod support;

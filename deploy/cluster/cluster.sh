@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Starts (or stops) a local quizgate cluster on loopback, no Docker:
+# one Redis with AOF, three nodes, HAProxy in front. `stop` stops exactly
+# what `start` started (by the pid files in the run directory).
+#
+#   deploy/cluster/cluster.sh start|stop|status
+#
+# Environment: QG_RUN_DIR (default .cluster), QG_BASE_PORT (default 7000):
+# LB on BASE, nodes on BASE+1..3, admin on BASE+101..103, Redis on BASE+379.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RUN=${QG_RUN_DIR:-.cluster}
+BASE=${QG_BASE_PORT:-7000}
+BIN=${QUIZGATE_BIN:-target/release/quizgate}
+REDIS_PORT=$((BASE + 379))
+
+start() {
+  if [ -f "$RUN/pids" ]; then echo "already running (see $RUN/pids); make cluster-stop first" >&2; exit 1; fi
+  [ -x "$BIN" ] || { echo "no $BIN: build it first (make cluster does)" >&2; exit 1; }
+  mkdir -p "$RUN/redis"
+  : > "$RUN/pids"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$PWD/$RUN/redis" \
+    --appendonly yes --appendfsync always --save '' --daemonize yes \
+    --pidfile "$PWD/$RUN/redis.pid" --logfile "$PWD/$RUN/redis.log"
+  for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  echo "redis $(cat "$RUN/redis.pid")" >> "$RUN/pids"
+  for i in 1 2 3; do
+    QUIZGATE_REDIS_URL="redis://127.0.0.1:$REDIS_PORT" \
+    QUIZGATE_LISTEN="127.0.0.1:$((BASE + i))" QUIZGATE_ADMIN_LISTEN="127.0.0.1:$((BASE + 100 + i))" \
+      nohup "$BIN" >> "$RUN/node$i.log" 2>&1 &
+    echo "node$i $!" >> "$RUN/pids"
+  done
+  for i in 1 2 3; do
+    for _ in $(seq 100); do curl -fs "http://127.0.0.1:$((BASE + 100 + i))/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+  done
+  QG_LB_BIND="127.0.0.1:$BASE" \
+  QG_NODE1="127.0.0.1:$((BASE + 1))" QG_NODE2="127.0.0.1:$((BASE + 2))" QG_NODE3="127.0.0.1:$((BASE + 3))" \
+  QG_CHECK1=$((BASE + 101)) QG_CHECK2=$((BASE + 102)) QG_CHECK3=$((BASE + 103)) \
+    haproxy -f deploy/haproxy/haproxy.cfg -D -p "$PWD/$RUN/haproxy.pid"
+  echo "haproxy $(cat "$RUN/haproxy.pid")" >> "$RUN/pids"
+  cat <<MSG
+quizgate cluster up (stop with: make cluster-stop)
+  players and hosts  ws://127.0.0.1:$BASE/ws   (HAProxy, sticky by source)
+  create a quiz      curl -s 127.0.0.1:$BASE/v1/quizzes -d @quiz.json
+  nodes              ws://127.0.0.1:$((BASE + 1))/ws  :$((BASE + 2))  :$((BASE + 3))
+  admin / metrics    http://127.0.0.1:$((BASE + 101))/metrics  :$((BASE + 102))  :$((BASE + 103))
+  redis              redis://127.0.0.1:$REDIS_PORT   (AOF in $RUN/redis)
+  logs               $RUN/*.log
+MSG
+}
+
+stop() {
+  [ -f "$RUN/pids" ] || { echo "not running"; return 0; }
+  while read -r name pid; do
+    kill -TERM "$pid" 2>/dev/null && echo "stopped $name ($pid)" || true
+  done < "$RUN/pids"
+  rm -f "$RUN/pids"
+}
+
+status() {
+  [ -f "$RUN/pids" ] || { echo "not running"; return 0; }
+  while read -r name pid; do
+    if kill -0 "$pid" 2>/dev/null; then echo "$name $pid up"; else echo "$name $pid DOWN"; fi
+  done < "$RUN/pids"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 64 ;;
+esac
