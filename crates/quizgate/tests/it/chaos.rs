@@ -77,7 +77,7 @@ async fn play(
         code: code.clone(),
         ..PlayerReport::default()
     };
-    let encoding = if seed % 2 == 0 {
+    let encoding = if seed.is_multiple_of(2) {
         Encoding::Json
     } else {
         Encoding::MsgPack
@@ -206,12 +206,7 @@ async fn play(
                     ..
                 } => {
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    pending = None;
-                    if let Some(q) = current_question(&c) {
-                        if !rep.acks.contains_key(&q) {
-                            pending = Some(q);
-                        }
-                    }
+                    pending = current_question(&c).filter(|q| !rep.acks.contains_key(q));
                 }
                 ServerFrame::Ended { .. } => {
                     rep.ended = true;
