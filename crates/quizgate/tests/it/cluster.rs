@@ -312,3 +312,46 @@ async fn a_quiz_runs_on_redis_cluster_with_sharded_pubsub() -> Result<()> {
     assert_same_ordered_streams(&[(&ann, aw.quiz.seq), (&bob, bw.quiz.seq)]);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_resume_past_the_trimmed_log_gets_a_snapshot_and_is_told_so() -> Result<()> {
+    let redis = RedisServer::start().await?;
+    let node = redis_node(&redis.url(), &[("QUIZGATE_EVENT_LOG_CAPACITY", "16")]).await?;
+    let (code, token) = create_quiz(node.ws_addr, &sample_quiz(8, 30_000)).await?;
+    let (mut host, _) = host(node.ws_addr, &code, &token).await?;
+    let (ann, w) = player(node.ws_addr, Encoding::Json, &code, "ann").await?;
+    let ann_token = w.token.clone().unwrap_or_default();
+    drop(ann);
+    // Eight skipped questions: 24 events, more than the log keeps.
+    command(&mut host, "start").await?;
+    for q in 0..8 {
+        host.recv_until("question", is_question(q)).await?;
+        command(&mut host, "skip").await?;
+        host.recv_until("reveal", is_reveal(q)).await?;
+        if q < 7 {
+            command(&mut host, "next").await?;
+        }
+    }
+    let (mut back, rw) = resume(node.ws_addr, Encoding::MsgPack, &ann_token, w.quiz.seq).await?;
+    assert_eq!(
+        rw.resumed,
+        Some(false),
+        "the gap cannot be filled: said explicitly"
+    );
+    assert_eq!(rw.quiz.phase, quizgate_domain::Phase::Reveal);
+    assert_eq!(
+        rw.quiz.question.as_ref().map(|q| q.index),
+        Some(7),
+        "a fresh snapshot of where the quiz is"
+    );
+    assert!(rw.quiz.seq >= 24);
+    // From the snapshot on, the stream is live and gapless again.
+    command(&mut host, "next").await?;
+    back.recv_until("the end", |f| matches!(f, ServerFrame::Ended { .. }))
+        .await?;
+    assert_same_ordered_streams(&[(&back, rw.quiz.seq)]);
+    // A resume within the log still replays.
+    let (_again, aw) = resume(node.ws_addr, Encoding::Json, &ann_token, rw.quiz.seq).await?;
+    assert_eq!(aw.resumed, Some(true));
+    Ok(())
+}
