@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help run test lint fmt deps cluster cluster-stop
+.PHONY: help run test lint fmt deps cluster cluster-stop smoke
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -22,6 +22,9 @@ fmt: ## format the code
 
 cluster: deps ## start Redis (AOF), three nodes and HAProxy on loopback; LB at ws://127.0.0.1:7000/ws
 	$(CARGO) build --release --locked -p quizgate && deploy/cluster/cluster.sh start
+
+smoke: deps ## k6 smoke test (one whole quiz, 30 players) against a fresh local cluster of debug nodes
+	$(CARGO) build --locked -p quizgate && loadtest/smoke.sh
 
 cluster-stop: ## stop exactly what `make cluster` started
 	deploy/cluster/cluster.sh stop

