@@ -22,7 +22,8 @@ start() {
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$PWD/$RUN/redis" \
     --appendonly yes --appendfsync always --save '' --daemonize yes \
     --pidfile "$PWD/$RUN/redis.pid" --logfile "$PWD/$RUN/redis.log"
-  for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && [ -f "$RUN/redis.pid" ] && break; sleep 0.1; done
+  [ -f "$RUN/redis.pid" ] || { echo "redis did not start on port $REDIS_PORT (see $RUN/redis.log)" >&2; rm -f "$RUN/pids"; exit 1; }
   echo "redis $(cat "$RUN/redis.pid")" >> "$RUN/pids"
   for i in 1 2 3; do
     QUIZGATE_REDIS_URL="redis://127.0.0.1:$REDIS_PORT" \
@@ -52,7 +53,11 @@ MSG
 stop() {
   [ -f "$RUN/pids" ] || { echo "not running"; return 0; }
   while read -r name pid; do
-    kill -TERM "$pid" 2>/dev/null && echo "stopped $name ($pid)" || true
+    kill -TERM "$pid" 2>/dev/null && echo "stopping $name ($pid)" || true
+  done < "$RUN/pids"
+  # Bounded wait until each has exited (nodes drain for up to their window).
+  while read -r name pid; do
+    for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   done < "$RUN/pids"
   rm -f "$RUN/pids"
 }

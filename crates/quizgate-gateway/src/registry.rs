@@ -119,6 +119,8 @@ pub(crate) struct Room {
     /// Something changed here that a leaderboard should show.
     dirty: AtomicBool,
     standings_due: AtomicBool,
+    /// The quiz ended: the next standings go to every player, changed or not.
+    final_standings: AtomicBool,
     last_leaderboard: Mutex<Option<Instant>>,
     empty_since: Mutex<Option<Instant>>,
 }
@@ -135,6 +137,7 @@ impl Room {
             open_question: Mutex::new(None),
             dirty: AtomicBool::new(false),
             standings_due: AtomicBool::new(false),
+            final_standings: AtomicBool::new(false),
             last_leaderboard: Mutex::new(None),
             empty_since: Mutex::new(Some(Instant::now())),
         }
@@ -191,9 +194,11 @@ impl Room {
     }
 
     /// Sends each player member its score and rank if they changed since the
-    /// last time. `scores` is every player's score, highest first. Standings are
-    /// superseded by the next ones, so a full queue skips one.
+    /// last time (after the end: to everyone). `scores` is every player's score,
+    /// highest first. Standings are superseded by the next ones, so a full
+    /// queue skips one.
     pub(crate) fn send_standings(&self, scores: &[(PlayerId, u64)]) {
+        let everyone = self.final_standings.load(Ordering::Relaxed);
         let mut by_player = HashMap::with_capacity(scores.len());
         let mut rank = 0;
         for (i, (player, score)) in scores.iter().enumerate() {
@@ -208,7 +213,7 @@ impl Room {
                 continue;
             };
             let packed = (*score << 32) | u64::from(*rank);
-            if m.last_standing.swap(packed, Ordering::Relaxed) != packed {
+            if m.last_standing.swap(packed, Ordering::Relaxed) != packed || everyone {
                 let frame = ServerFrame::Standing {
                     score: *score,
                     rank: *rank,
@@ -239,6 +244,7 @@ impl Room {
             Event::Leaderboard { .. } => self.standings_due.store(true, Ordering::Relaxed),
             Event::QuizEnded { .. } => {
                 *lock(&self.open_question) = None;
+                self.final_standings.store(true, Ordering::Relaxed);
                 self.standings_due.store(true, Ordering::Relaxed);
             }
         }

@@ -216,6 +216,7 @@ async fn a_whole_quiz_in_both_encodings() -> Result<()> {
     );
 
     // Past the last question: the end, with the podium.
+    let mut final_top = Vec::new();
     command(&mut host, "next").await?;
     for (c, _) in players.iter_mut() {
         let ServerFrame::Ended {
@@ -237,6 +238,31 @@ async fn a_whole_quiz_in_both_encodings() -> Result<()> {
         assert!(
             (500..=1000).contains(&bob),
             "bob scored only question 1: {bob}"
+        );
+        final_top = top;
+    }
+
+    // After the end, every player hears its own final standing, changed or not.
+    for (c, w) in players.iter_mut() {
+        let ServerFrame::Standing {
+            score, players: n, ..
+        } = c
+            .recv_until("final standing", |f| {
+                matches!(f, ServerFrame::Standing { .. })
+            })
+            .await?
+        else {
+            unreachable!()
+        };
+        assert_eq!(n, 4);
+        let final_score = final_top
+            .iter()
+            .find(|s| Some(s.player_id) == w.player_id)
+            .map(|s| s.score);
+        assert_eq!(
+            Some(score),
+            final_score,
+            "the standing agrees with the final leaderboard"
         );
     }
 
