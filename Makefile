@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help run test lint fmt deps cluster cluster-stop smoke
+.PHONY: help run test lint fmt deps cluster cluster-stop smoke bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ cluster: deps ## start Redis (AOF), three nodes and HAProxy on loopback; LB at w
 
 smoke: deps ## k6 smoke test (one whole quiz, 30 players) against a fresh local cluster of debug nodes
 	$(CARGO) build --locked -p quizgate && loadtest/smoke.sh
+
+bench: deps ## measure a local cluster (about 10 minutes) and write docs/benchmarks.md
+	$(CARGO) build --release --locked -p quizgate -p quizgate-loadgen && python3 loadtest/bench.py
 
 cluster-stop: ## stop exactly what `make cluster` started
 	deploy/cluster/cluster.sh stop

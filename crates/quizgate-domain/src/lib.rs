@@ -29,7 +29,9 @@ pub use quiz::{
     LeaderboardDue, MAX_PLAYERS, Phase, PlayerView, Quiz, QuizSnapshot,
 };
 pub use scoring::score;
-pub use standings::{LEADERBOARD_SIZE, Standing, rank_of};
+pub use standings::{
+    LEADERBOARD_DELIVERY_BUDGET, LEADERBOARD_SIZE, Standing, leaderboard_interval, rank_of,
+};
 
 /// Milliseconds since the Unix epoch, as read from the one clock that decides.
 pub type Millis = u64;

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::nickname::nickname_key;
 use crate::{
     CloseReason, Event, LEADERBOARD_SIZE, Millis, PlayerId, QuizDefinition, Sequenced, Standing,
-    rank_of, score,
+    leaderboard_interval, rank_of, score,
 };
 
 /// Most players one quiz admits.
@@ -324,7 +324,7 @@ impl Quiz {
             LeaderboardDue::Clean
         } else if self
             .leaderboard_ms
-            .is_some_and(|last| now < last + interval)
+            .is_some_and(|last| now < last + leaderboard_interval(interval, self.player_count()))
         {
             LeaderboardDue::TooSoon
         } else {

@@ -68,7 +68,7 @@ impl Default for Config {
             ping_interval: Duration::from_secs(15),
             outbound_queue: 64,
             max_message_bytes: 4096,
-            read_buffer_bytes: 1024,
+            read_buffer_bytes: 512,
             max_connections: 100_000,
             handshake_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),

@@ -147,7 +147,7 @@ impl Connection {
                     self.last_seq = ev.seq;
                     Some(ev.message(self.encoding))
                 }
-                Outbound::Direct(msg) => Some(msg),
+                Outbound::Direct(msg) => Some(*msg),
             };
             if let Some(msg) = msg {
                 if !self.write(|ws| ws.feed(msg)).await {
@@ -175,8 +175,10 @@ impl Connection {
             Some(Err(e)) => return close_for(&e),
         };
         match (msg, self.encoding) {
-            (Message::Text(text), Encoding::Json) => self.on_frame(text.as_bytes()).await,
-            (Message::Binary(bytes), Encoding::MsgPack) => self.on_frame(&bytes).await,
+            // Boxed: the handlers' state exists only while a frame is handled,
+            // not for the whole life of every idle connection.
+            (Message::Text(text), Encoding::Json) => Box::pin(self.on_frame(text.as_bytes())).await,
+            (Message::Binary(bytes), Encoding::MsgPack) => Box::pin(self.on_frame(&bytes)).await,
             (Message::Text(_), Encoding::MsgPack) | (Message::Binary(_), Encoding::Json) => {
                 Step::Close(CloseCode::UnsupportedData)
             }

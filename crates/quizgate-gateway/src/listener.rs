@@ -137,7 +137,11 @@ async fn websocket(node: Arc<Node>, stream: TcpStream, drain: CancellationToken)
         return;
     }
     node.metrics.handshakes.with_label_values(&["ok"]).inc();
-    crate::connection::serve(node, ws, encoding, drain).await;
+    // A task of its own: this one (and the handshake's state) ends here, so an
+    // idle connection keeps only what serving it needs.
+    let node2 = Arc::clone(&node);
+    node.tasks
+        .spawn(crate::connection::serve(node2, ws, encoding, drain));
 }
 
 fn reject(status: StatusCode, message: &str) -> ErrorResponse {

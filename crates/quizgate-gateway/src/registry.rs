@@ -23,8 +23,9 @@ pub(crate) type ConnId = u64;
 pub(crate) enum Outbound {
     /// A broadcast event, shared by every member.
     Event(Arc<SharedEvent>),
-    /// A frame for this member only, already encoded for it.
-    Direct(Message),
+    /// A frame for this member only, already encoded for it. Boxed: it is rare,
+    /// and it keeps this enum (and so every queue's slots) at 16 bytes.
+    Direct(Box<Message>),
 }
 
 /// One event, encoded lazily and at most once per encoding on this node.
@@ -219,7 +220,8 @@ impl Room {
                     rank: *rank,
                     players,
                 };
-                let _ = m.tx.try_send(Outbound::Direct(encode(m.encoding, &frame)));
+                let _ =
+                    m.tx.try_send(Outbound::Direct(Box::new(encode(m.encoding, &frame))));
             }
         }
     }
@@ -508,7 +510,13 @@ mod tests {
             .expect("room");
         room.set_player(1, 2);
         room.send_standings(&[(1, 50), (2, 50), (3, 10)]);
-        let Some(Outbound::Direct(Message::Text(t))) = rx.try_recv().ok() else {
+        let Some(Message::Text(t)) = rx.try_recv().ok().and_then(|o| {
+            if let Outbound::Direct(m) = o {
+                Some(*m)
+            } else {
+                None
+            }
+        }) else {
             panic!("standing")
         };
         assert_eq!(
@@ -516,7 +524,13 @@ mod tests {
             r#"{"t":"standing","score":50,"rank":1,"players":3}"#
         );
         room.send_standings(&[(1, 60), (2, 50), (3, 10)]);
-        let Some(Outbound::Direct(Message::Text(t))) = rx.try_recv().ok() else {
+        let Some(Message::Text(t)) = rx.try_recv().ok().and_then(|o| {
+            if let Outbound::Direct(m) = o {
+                Some(*m)
+            } else {
+                None
+            }
+        }) else {
             panic!("standing")
         };
         assert_eq!(

@@ -69,6 +69,9 @@ struct PlayersArgs {
     /// Print `{"ready": n}` once all players joined (for orchestration).
     #[arg(long)]
     announce: bool,
+    /// Start every player on the first node (the others are for reconnects).
+    #[arg(long)]
+    pin_first: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -161,6 +164,9 @@ async fn recv(ws: &mut Ws, encoding: Encoding) -> Option<ServerFrame> {
 #[derive(Debug, Default)]
 struct Tally {
     connect_ms: Vec<u32>,
+    /// Unix ms of the first answer sent and the last ack received.
+    first_answer: u64,
+    last_ack: u64,
     delivery_ms: Vec<u32>,
     ack_ms: Vec<u32>,
     deliveries: u64,
@@ -182,6 +188,14 @@ struct Tally {
 impl Tally {
     fn merge(&mut self, o: Tally) {
         self.connect_ms.extend(o.connect_ms);
+        if o.first_answer > 0 {
+            self.first_answer = if self.first_answer == 0 {
+                o.first_answer
+            } else {
+                self.first_answer.min(o.first_answer)
+            };
+        }
+        self.last_ack = self.last_ack.max(o.last_ack);
         self.delivery_ms.extend(o.delivery_ms);
         self.ack_ms.extend(o.ack_ms);
         self.resume_ms.extend(o.resume_ms);
@@ -224,7 +238,14 @@ impl Player {
         let args = Arc::clone(&self.args);
         let nodes = &args.nodes;
         let source = args.sources[self.n % args.sources.len()];
-        let mut node = self.n % nodes.len();
+        let mut node = if args.pin_first {
+            0
+        } else {
+            self.n % nodes.len()
+        };
+        // After a loss, go to another node, spread by player number.
+        let me = self.n;
+        let next = |node: usize| (node + 1 + me % (nodes.len() - 1).max(1)) % nodes.len();
         let mut token: Option<String> = None;
         let mut last_seq = 0u64;
         let mut lost_at: Option<Instant> = None;
@@ -243,7 +264,7 @@ impl Player {
                         self.tally.failures += 1;
                         return self.tally;
                     }
-                    node = (node + 1) % nodes.len();
+                    node = next(node);
                     tokio::time::sleep(Duration::from_millis(50 * u64::from(attempts.min(10))))
                         .await;
                     continue;
@@ -260,7 +281,7 @@ impl Player {
             }
             let Some(ServerFrame::Welcome(w)) = recv(&mut ws, self.encoding).await else {
                 attempts += 1;
-                node = (node + 1) % nodes.len();
+                node = next(node);
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
@@ -293,7 +314,7 @@ impl Player {
                 }
                 None => {
                     lost_at = Some(Instant::now());
-                    node = (node + 1) % nodes.len();
+                    node = next(node);
                 }
             }
         }
@@ -319,6 +340,9 @@ impl Player {
                     () = tokio::time::sleep(d) => {
                         let (q, _) = pending.take()?;
                         sent_at = Some(Instant::now());
+                        if self.tally.first_answer == 0 {
+                            self.tally.first_answer = now_ms();
+                        }
                         let choice = (self.n + usize::from(q)) % 3;
                         send(ws, self.encoding, json!({"t": "answer", "question": q, "choice": choice})).await.ok()?;
                         continue;
@@ -363,6 +387,7 @@ impl Player {
                 ServerFrame::AnswerResult(r) => {
                     if let Some(t) = sent_at.take() {
                         self.tally.ack_ms.push(t.elapsed().as_millis() as u32);
+                        self.tally.last_ack = now_ms();
                     }
                     match r.status {
                         AnswerStatus::Accepted => self.tally.accepted += 1,
@@ -454,6 +479,8 @@ async fn players(args: PlayersArgs) -> Result<serde_json::Value> {
         "late": total.late,
         "errors": total.unavailable,
         "ack_ms": percentiles(total.ack_ms),
+        "first_answer_ms": total.first_answer,
+        "last_ack_ms": total.last_ack,
         "reconnects": total.reconnects,
         "resume_ms": percentiles(total.resume_ms),
         "snapshot_resumes": total.snapshot_resumes,

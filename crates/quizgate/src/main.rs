@@ -56,7 +56,7 @@ struct Cli {
     #[arg(long, env = "QUIZGATE_MAX_MESSAGE_BYTES", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(256..=1_048_576))]
     max_message_bytes: u32,
     /// WebSocket read buffer per connection, in bytes.
-    #[arg(long, env = "QUIZGATE_READ_BUFFER_BYTES", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(64..=1_048_576))]
+    #[arg(long, env = "QUIZGATE_READ_BUFFER_BYTES", default_value_t = 512, value_parser = clap::value_parser!(u32).range(64..=1_048_576))]
     read_buffer_bytes: u32,
     /// Most open WebSocket connections; more are closed with 1013.
     #[arg(long, env = "QUIZGATE_MAX_CONNECTIONS", default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..))]

@@ -1,0 +1,445 @@
+#!/usr/bin/env python3
+"""make bench: measure a local quizgate cluster and write docs/benchmarks.md.
+
+Starts Redis (AOF) and release nodes on loopback, runs quizgate-loadgen
+worker processes (each below the 20,000 open-file limit, from several
+loopback source addresses), reads node RSS and CPU from /proc, and the
+generators' own CPU from wait4(). Everything shares this machine's cores,
+so the figures include the generator's load. Standard library only.
+"""
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import datetime, timezone
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NODE = os.path.join(ROOT, "target/release/quizgate")
+GEN = os.path.join(ROOT, "target/release/quizgate-loadgen")
+TICK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+QUICK = os.environ.get("BENCH_QUICK") == "1"  # smaller sizes, for trying the script
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def rss(pid):
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+def cpu(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def sources(first, n):
+    return ",".join(f"127.0.0.{first + i}" for i in range(n))
+
+
+class Cluster:
+    def __init__(self, nodes):
+        self.dir = tempfile.mkdtemp(prefix="quizgate-bench-")
+        self.redis_port = free_port()
+        self.redis = subprocess.Popen(
+            ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--dir", self.dir,
+             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            if subprocess.run(["redis-cli", "-p", str(self.redis_port), "ping"], capture_output=True).stdout.strip() == b"PONG":
+                break
+            time.sleep(0.05)
+        self.nodes = [self.start_node() for _ in range(nodes)]
+
+    def start_node(self, ws=None, admin=None):
+        ws = ws or free_port()
+        admin = admin or free_port()
+        env = dict(os.environ,
+                   QUIZGATE_REDIS_URL=f"redis://127.0.0.1:{self.redis_port}",
+                   QUIZGATE_LISTEN=f"127.0.0.1:{ws}", QUIZGATE_ADMIN_LISTEN=f"127.0.0.1:{admin}",
+                   QUIZGATE_LOG="warn", QUIZGATE_FRAMES_PER_SECOND="1000",
+                   QUIZGATE_QUIZ_IDLE_TTL="1h")
+        p = subprocess.Popen([NODE], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{admin}/readyz", timeout=1)
+                break
+            except Exception:
+                time.sleep(0.05)
+        return {"proc": p, "ws": f"127.0.0.1:{ws}", "admin": admin}
+
+    def create_quiz(self, questions, limit_ms):
+        body = {"title": "bench", "questions": [
+            {"text": f"Question {i}?", "choices": ["a", "b", "c", "d"], "correct": i % 3, "time_limit_ms": limit_ms, "points": 1000}
+            for i in range(questions)]}
+        req = urllib.request.Request(f"http://{self.nodes[0]['ws']}/v1/quizzes", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        return json.loads(urllib.request.urlopen(req, timeout=10).read())
+
+    def node_cpu(self):
+        return sum(cpu(n["proc"].pid) for n in self.nodes if n["proc"].poll() is None)
+
+    def stop(self):
+        for n in self.nodes:
+            if n["proc"].poll() is None:
+                n["proc"].kill()
+                n["proc"].wait()
+        self.redis.kill()
+        self.redis.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Gen:
+    """One quizgate-loadgen process; its JSON result and CPU time once done."""
+
+    def __init__(self, args):
+        self.proc = subprocess.Popen([GEN] + args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.result = None
+        self.cpu = 0.0
+
+    def wait_ready(self, timeout=300):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                return False
+            if '"ready"' in line:
+                return True
+        return False
+
+    def finish(self, timeout=900):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
+            if pid:
+                self.cpu = usage.ru_utime + usage.ru_stime
+                self.proc.returncode = os.waitstatus_to_exitcode(status)
+                break
+            time.sleep(0.1)
+        else:
+            self.proc.kill()
+            _, _, usage = os.wait4(self.proc.pid, 0)
+            self.cpu = usage.ru_utime + usage.ru_stime
+        out = self.proc.stdout.read().strip().splitlines()
+        self.result = json.loads(out[-1]) if out else {}
+        return self.result
+
+
+def players(node_list, quiz, count, offset=0, src_first=2, srcs=8, extra=()):
+    return Gen(["players", "--nodes", ",".join(node_list), "--sources", sources(src_first, srcs),
+                "--code", quiz["code"], "--count", str(count), "--offset", str(offset)] + list(extra))
+
+
+def host(node, quiz, players_n, questions, interval_ms, no_skip=False):
+    args = ["host", "--node", node, "--code", quiz["code"], "--token", quiz["host_token"],
+            "--players", str(players_n), "--questions", str(questions), "--interval-ms", str(interval_ms)]
+    return Gen(args + (["--no-skip"] if no_skip else []))
+
+
+def merge(results):
+    """Adds counters and merges percentile summaries conservatively (max of p99s, n-weighted p50)."""
+    out = {}
+    for k in ("deliveries", "gaps", "dups", "accepted", "duplicates", "late", "errors", "reconnects",
+              "snapshot_resumes", "failures", "finished", "score_mismatches", "joined", "players"):
+        out[k] = sum(r.get(k, 0) or 0 for r in results)
+    for k in ("delivery_ms", "ack_ms", "resume_ms", "connect_ms"):
+        parts = [r[k] for r in results if r.get(k)]
+        if parts:
+            n = sum(p["n"] for p in parts)
+            out[k] = {"n": n, "p50": round(sum(p["p50"] * p["n"] for p in parts) / n, 1),
+                      "p99": max(p["p99"] for p in parts), "max": max(p["max"] for p in parts)}
+    firsts = [r["first_answer_ms"] for r in results if r.get("first_answer_ms")]
+    lasts = [r["last_ack_ms"] for r in results if r.get("last_ack_ms")]
+    if firsts and lasts:
+        out["answer_window_s"] = (max(lasts) - min(firsts)) / 1000
+    out["connect_secs"] = max((r.get("connect_secs", 0) for r in results), default=0)
+    return out
+
+
+def pct(d, key):
+    v = d.get(key)
+    return "–" if not v else f"{v['p50']} / {v['p99']} / {v['max']}"
+
+
+# === scenarios ===
+
+def idle_memory(report):
+    steps = [2000, 3000] if QUICK else [5000, 5000, 8500]
+    c = Cluster(1)
+    try:
+        quiz = c.create_quiz(1, 60000)
+        node = c.nodes[0]
+        time.sleep(1)
+        base = rss(node["proc"].pid)
+        gens, total, rows = [], 0, []
+        for i, n in enumerate(steps):
+            g = players([node["ws"]], quiz, n, offset=total, src_first=2 + 10 * i, srcs=10, extra=["--announce", "--connect-rate", "0", "--max-secs", "600"])
+            t0 = time.time()
+            if not g.wait_ready():
+                raise RuntimeError("players did not all join")
+            took = time.time() - t0
+            gens.append(g)
+            total += n
+            time.sleep(3)  # let coalesced lobby leaderboards settle
+            now = rss(node["proc"].pid)
+            rows.append((total, now, (now - base) / total, n / took))
+        report["idle"] = {"base": base, "rows": rows}
+    finally:
+        for g in locals().get("gens", []):
+            g.proc.kill()
+            g.proc.wait()
+        c.stop()
+
+
+def idle_100k(report):
+    per, nodes = (3000, 2) if QUICK else (16700, 6)
+    c = Cluster(nodes)
+    try:
+        quizzes = [c.create_quiz(1, 60000) for _ in range(nodes)]
+        time.sleep(1)
+        base = [rss(n["proc"].pid) for n in c.nodes]
+        t0 = time.time()
+        gens = [players([n["ws"]], quizzes[i], per, offset=0, src_first=2 + 20 * i, srcs=20,
+                        extra=["--announce", "--max-secs", "900", "--connect-rate", "1500"]) for i, n in enumerate(c.nodes)]
+        ok = all(g.wait_ready(600) for g in gens)
+        took = time.time() - t0
+        time.sleep(3)
+        now = [rss(n["proc"].pid) for n in c.nodes]
+        total = per * nodes
+        report["idle_cluster"] = {"ok": ok, "players": total, "nodes": nodes, "secs": took,
+                                  "rss_total": sum(now), "per_conn": (sum(now) - sum(base)) / total,
+                                  "rate": total / took}
+    finally:
+        for g in locals().get("gens", []):
+            g.proc.kill()
+            g.proc.wait()
+        c.stop()
+
+
+def fanout(report, n_players, key, interval_ms=375, questions=16):
+    c = Cluster(3)
+    try:
+        quiz = c.create_quiz(questions, 60000)
+        ws = [n["ws"] for n in c.nodes]
+        procs = max(1, n_players // 5000)
+        per = n_players // procs
+        gens = [players(ws, quiz, per, offset=i * per, src_first=2 + 10 * i, srcs=10) for i in range(procs)]
+        cpu0 = c.node_cpu()
+        h = host(ws[0], quiz, per * procs, questions, interval_ms)
+        hr = h.finish()
+        results = [g.finish() for g in gens]
+        m = merge(results)
+        m["host_secs"] = hr.get("secs", 0)
+        m["node_cpu"] = c.node_cpu() - cpu0
+        m["gen_cpu"] = sum(g.cpu for g in gens)
+        m["events_per_s"] = 3 * 1000 / (2 * interval_ms)
+        report[key] = m
+    finally:
+        c.stop()
+
+
+def answers(report, n_players, key, questions=6):
+    c = Cluster(3)
+    try:
+        quiz = c.create_quiz(questions, 5000)
+        ws = [n["ws"] for n in c.nodes]
+        procs = max(1, n_players // 5000)
+        per = n_players // procs
+        gens = [players(ws, quiz, per, offset=i * per, src_first=2 + 10 * i, srcs=10, extra=["--think-ms", "0-1000"]) for i in range(procs)]
+        cpu0 = c.node_cpu()
+        h = host(ws[0], quiz, per * procs, questions, 300, no_skip=True)
+        h.finish()
+        results = [g.finish() for g in gens]
+        m = merge(results)
+        m["node_cpu"] = c.node_cpu() - cpu0
+        m["gen_cpu"] = sum(g.cpu for g in gens)
+        m["questions"] = questions
+        report[key] = m
+    finally:
+        c.stop()
+
+
+def storm(report, n_players):
+    c = Cluster(3)
+    try:
+        quiz = c.create_quiz(60, 60000)
+        ws = [n["ws"] for n in c.nodes]
+        g = players(ws, quiz, n_players, src_first=2, srcs=10, extra=["--pin-first", "--announce", "--max-secs", "300"])
+        if not g.wait_ready():
+            raise RuntimeError("storm players did not join")
+        # Keep events flowing through the storm: a host on another node.
+        h = host(ws[1], quiz, n_players, 24, 375)
+        time.sleep(3)
+        t_kill = time.time()
+        c.nodes[0]["proc"].send_signal(signal.SIGKILL)
+        h.finish()
+        r = g.finish()
+        r["killed_at"] = t_kill
+        r["gen_cpu"] = g.cpu
+        report["storm"] = r
+    finally:
+        c.stop()
+
+
+def saturation(report):
+    rows = []
+    n = 3000 if QUICK else 10000
+    for interval in ([100] if QUICK else [200, 100, 50]):
+        key = f"sat_{interval}"
+        fanout(report, n, key, interval_ms=interval, questions=max(8, 4000 // interval))
+        m = report.pop(key)
+        # Measured: deliveries over the time the host was publishing.
+        secs = max(m["host_secs"], 1e-9)
+        rows.append({"interval": interval, "events_per_s": m["events_per_s"], "deliveries": m["deliveries"],
+                     "rate": m["deliveries"] / secs, "p99": m["delivery_ms"]["p99"] if m.get("delivery_ms") else None,
+                     "p50": m["delivery_ms"]["p50"] if m.get("delivery_ms") else None,
+                     "gaps": m["gaps"], "node_cpu": m["node_cpu"], "gen_cpu": m["gen_cpu"], "secs": secs})
+    report["saturation"] = rows
+
+
+def machine():
+    model = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem = int(f.readline().split()[1]) // (1024 * 1024)
+    return f"{os.cpu_count()} cores ({model}), {mem} GiB RAM, {platform.system()} {platform.release()}"
+
+
+def write(report, path):
+    kib = lambda b: f"{b / 1024:.1f} KiB"
+    L = []
+    L.append("# Benchmarks\n")
+    L.append(f"Produced by `make bench` (`loadtest/bench.py`) on {report['date']}.  ")
+    L.append(f"Machine: {report['machine']}.  ")
+    L.append("Build: release (`cargo build --release`). Redis 7 with AOF (`appendfsync everysec`).  ")
+    L.append("Nodes, Redis and the load generator (`quizgate-loadgen`, Rust) share the machine's cores, so every figure")
+    L.append("includes the generator's own load; its CPU time is reported where it matters. Latency = receipt time on the")
+    L.append("generator − the server's `ts` on the event (same clock), 1 ms resolution. Numbers are from one run each; this machine")
+    L.append("is noisy, so read them as orders of magnitude and ratios, not to the millisecond.\n")
+    if QUICK:
+        L.append("**BENCH_QUICK=1: reduced sizes; not the published run.**\n")
+    i = report.get("idle")
+    if i:
+        L.append("## 1. Idle connections: node RSS per connection\n")
+        L.append("Players connected and joined to one quiz's lobby on one node (JSON and MessagePack alternating), then left idle;")
+        L.append(f"RSS read from `/proc` after 3 s. Baseline node RSS with one quiz: {i['base'] / 2**20:.1f} MiB.\n")
+        L.append("| connections on the node | node RSS | RSS per connection (total / n) | marginal, from the previous step | connect rate of that step |")
+        L.append("|---|---|---|---|---|")
+        prev = None
+        for total, now, per, rate in i["rows"]:
+            marginal = "–" if prev is None else kib((now - prev[1]) / (total - prev[0]))
+            L.append(f"| {total:,} | {now / 2**20:.1f} MiB | {kib(per)} | {marginal} | {rate:,.0f}/s |")
+            prev = (total, now)
+        L.append("")
+    ic = report.get("idle_cluster")
+    if ic:
+        L.append(f"**Across the cluster:** {ic['players']:,} players on {ic['nodes']} nodes (one quiz per node, one generator process")
+        L.append(f"per node, 20 source addresses each) all joined: {'yes' if ic['ok'] else 'NO'}; in {ic['secs']:.1f} s ({ic['rate']:,.0f} connections/s including")
+        L.append(f"handshake and join); node RSS in total {ic['rss_total'] / 2**20:.0f} MiB, {kib(ic['per_conn'])} per connection.\n")
+    for key, title in (("fanout_1k", "1,000 players"), ("fanout_10k", "10,000 players")):
+        f = report.get(key)
+        if not f:
+            continue
+        if key == "fanout_1k":
+            L.append("## 2. Fan-out: one quiz over 3 nodes\n")
+            L.append(f"The host alternates start/next and skip every 375 ms: a question, then a reveal and a leaderboard, i.e.")
+            L.append(f"{f['events_per_s']:.0f} broadcasts/s. Players are spread round-robin over the 3 nodes and do not answer.\n")
+            L.append("| players | deliveries | gaps | duplicates | delivery p50 / p99 / max (ms) | node CPU s | generator CPU s |")
+            L.append("|---|---|---|---|---|---|---|")
+        L.append(f"| {title} | {f['deliveries']:,} | {f['gaps']} | {f['dups']} | {pct(f, 'delivery_ms')} | {f['node_cpu']:.1f} | {f['gen_cpu']:.1f} |")
+    if report.get("fanout_1k"):
+        L.append("\nDeliveries = every broadcast each player received; gaps = events missing from a player's sequence (expected − delivered).\n")
+    a = report.get("answers")
+    if a:
+        rate = a["accepted"] / a["answer_window_s"] if a.get("answer_window_s") else 0
+        L.append("## 3. Answers\n")
+        L.append(f"{a['players']:,} players over 3 nodes answer each of {a['questions']} questions after a uniform 0–1 s think time;")
+        L.append("a question closes when everyone answered, the host moves on 300 ms later. Every answer is a Lua script in Redis")
+        L.append("(dedupe, deadline, score, ack). Rate = accepted answers / time from the first answer sent to the last ack.\n")
+        L.append("| accepted | acked/s (whole run) | ack p50 / p99 / max (ms) | late | errors | final score ≠ last acked total |")
+        L.append("|---|---|---|---|---|---|")
+        L.append(f"| {a['accepted']:,} | {rate:,.0f} | {pct(a, 'ack_ms')} | {a['late']} | {a['errors']} | {a['score_mismatches']} of {a['finished']:,} players |")
+        L.append(f"\nNode CPU {a['node_cpu']:.1f} s, generator CPU {a['gen_cpu']:.1f} s. The exactly-once check compares each player's last")
+        L.append("acknowledged total with the score in its final `standing` (read from the Redis sorted set after the end).\n")
+    s = report.get("storm")
+    if s:
+        L.append("## 4. Reconnect storm\n")
+        L.append(f"{s['players']:,} players all on node 1 of 3; a host on node 2 keeps 4 broadcasts/s going; node 1 is killed with")
+        L.append("SIGKILL. Each player reconnects to another node (spread by player number) after noticing the loss and resumes")
+        L.append("with its last sequence number.\n")
+        L.append("| players | resumed | time to resume p50 / p99 / max (ms) | resumes from a snapshot | events missed (gaps) | duplicates | finished |")
+        L.append("|---|---|---|---|---|---|---|")
+        L.append(f"| {s['players']:,} | {s['reconnects']:,} | {pct(s, 'resume_ms')} | {s['snapshot_resumes']} | {s['gaps']} | {s['dups']} | {s['finished']:,} |")
+        L.append(f"\nResume time counts from the moment the player noticed the loss to its `welcome` on the new node. Generator CPU {s['gen_cpu']:.1f} s.\n")
+    sat = report.get("saturation")
+    if sat:
+        L.append("## 5. Saturation: deliveries per second\n")
+        L.append("One quiz, 10,000 players over 3 nodes, the host sending faster and faster. CPU per million = (node CPU s) /")
+        L.append("(deliveries / 10^6); the generator's CPU is shown beside it, since it shares the cores.\n")
+        L.append("| broadcasts/s | deliveries/s | delivery p50 / p99 (ms) | gaps | node CPU s per million deliveries | generator CPU s per million |")
+        L.append("|---|---|---|---|---|---|")
+        for r in sat:
+            per_m = r["deliveries"] / 1e6
+            L.append(f"| {r['events_per_s']:.0f} | {r['rate']:,.0f} | {r['p50']} / {r['p99']} | {r['gaps']} | {r['node_cpu'] / per_m:.1f} | {r['gen_cpu'] / per_m:.1f} |")
+        L.append("")
+    L.append("## Targets\n")
+    L.append(report.get("verdict", ""))
+    with open(path, "w") as f:
+        f.write("\n".join(L) + "\n")
+
+
+def main():
+    os.chdir(ROOT)
+    report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine()}
+    steps = [
+        ("idle memory", idle_memory),
+        ("100k across the cluster", idle_100k),
+        ("fan-out 1k", lambda r: fanout(r, 1000, "fanout_1k")),
+        ("fan-out 10k", lambda r: fanout(r, 3000 if QUICK else 10000, "fanout_10k")),
+        ("answers", lambda r: answers(r, 4000 if QUICK else 20000, "answers")),
+        ("reconnect storm", lambda r: storm(r, 3000 if QUICK else 15000)),
+        ("saturation", saturation),
+    ]
+    only = os.environ.get("BENCH_ONLY")
+    for name, fn in steps:
+        if only and only not in name:
+            continue
+        t0 = time.time()
+        print(f"bench: {name} ...", flush=True)
+        try:
+            fn(report)
+        except Exception as e:  # a failed scenario is reported, the others still run
+            report.setdefault("failed", []).append(f"{name}: {e}")
+            print(f"bench: {name} FAILED: {e}", flush=True)
+        print(f"bench: {name} done in {time.time() - t0:.0f} s", flush=True)
+    raw = os.path.join(ROOT, "target", "bench.json")
+    with open(raw, "w") as f:
+        json.dump(report, f, indent=1)
+    out = os.environ.get("BENCH_OUT", os.path.join(ROOT, "docs", "benchmarks.md"))
+    write(report, out)
+    print(f"bench: wrote {out} (raw figures: {raw})")
+    if report.get("failed"):
+        print("bench: failed scenarios: " + "; ".join(report["failed"]))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
