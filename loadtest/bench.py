@@ -206,7 +206,8 @@ def idle_memory(report):
 
 
 def idle_100k(report):
-    per, nodes = (3000, 2) if QUICK else (16700, 6)
+    per = int(os.environ.get("BENCH_CLUSTER_PER_NODE", 3000 if QUICK else 16700))
+    nodes = int(os.environ.get("BENCH_CLUSTER_NODES", 2 if QUICK else 6))
     c = Cluster(nodes)
     try:
         quizzes = [c.create_quiz(1, 60000) for _ in range(nodes)]
@@ -214,7 +215,7 @@ def idle_100k(report):
         base = [rss(n["proc"].pid) for n in c.nodes]
         t0 = time.time()
         gens = [players([n["ws"]], quizzes[i], per, offset=0, src_first=2 + 20 * i, srcs=20,
-                        extra=["--announce", "--max-secs", "900", "--connect-rate", "1500"]) for i, n in enumerate(c.nodes)]
+                        extra=["--announce", "--max-secs", "900", "--connect-rate", "500"]) for i, n in enumerate(c.nodes)]
         ok = all(g.wait_ready(600) for g in gens)
         took = time.time() - t0
         time.sleep(3)
@@ -237,7 +238,9 @@ def fanout(report, n_players, key, interval_ms=375, questions=16):
         ws = [n["ws"] for n in c.nodes]
         procs = max(1, n_players // 5000)
         per = n_players // procs
-        gens = [players(ws, quiz, per, offset=i * per, src_first=2 + 10 * i, srcs=10) for i in range(procs)]
+        gens = [players(ws, quiz, per, offset=i * per, src_first=2 + 10 * i, srcs=10, extra=["--announce"]) for i in range(procs)]
+        if not all(g.wait_ready() for g in gens):
+            raise RuntimeError("fan-out players did not all join")
         cpu0 = c.node_cpu()
         h = host(ws[0], quiz, per * procs, questions, interval_ms)
         hr = h.finish()
@@ -259,7 +262,9 @@ def answers(report, n_players, key, questions=6):
         ws = [n["ws"] for n in c.nodes]
         procs = max(1, n_players // 5000)
         per = n_players // procs
-        gens = [players(ws, quiz, per, offset=i * per, src_first=2 + 10 * i, srcs=10, extra=["--think-ms", "0-1000"]) for i in range(procs)]
+        gens = [players(ws, quiz, per, offset=i * per, src_first=2 + 10 * i, srcs=10, extra=["--think-ms", "0-1000", "--announce"]) for i in range(procs)]
+        if not all(g.wait_ready() for g in gens):
+            raise RuntimeError("answer players did not all join")
         cpu0 = c.node_cpu()
         h = host(ws[0], quiz, per * procs, questions, 300, no_skip=True)
         h.finish()
@@ -311,6 +316,15 @@ def saturation(report):
     report["saturation"] = rows
 
 
+# Before/after figures of changes made because of these benchmarks (2026-11-22).
+HISTORY = [
+    "| queue slots 56 → 16 bytes (boxed `Outbound::Direct`), connection in its own task after the handshake, boxed frame handlers, 512-byte read buffer | 12.4 KiB per connection at 5k (marginal 2k→5k: 11.1 KiB) | 10.1 KiB (marginal 6.9 KiB) | `BENCH_QUICK=1 BENCH_ONLY='idle memory'` |",
+    "| mimalloc as the global allocator (tried, rejected) | 10.1 KiB at 5k (marginal 6.9 KiB) | 13.6 KiB (marginal 10.2 KiB) | same |",
+    "| leaderboard interval stretched to players/20 ms (≤ ~20k deliveries/s per quiz) | a 6 × 16.7k mass join pushed ~400k lobby deliveries/s: 330k handshakes per node for ~5k live connections | lobby fan-out bounded; the 100k run still fails (see above) | node `/metrics` during `BENCH_ONLY=100k` |",
+    "| generator retries `unavailable` on the same connection (as docs/protocol.md asks) instead of rejoining | answers step: ~270k resets per node, never started | 20,000 players joined in 10.5 s, 120,000 answers, 0 mismatches | `BENCH_ONLY=answers` |",
+]
+
+
 def machine():
     model = "unknown"
     with open("/proc/cpuinfo") as f:
@@ -337,6 +351,10 @@ def write(report, path):
     if QUICK:
         L.append("**BENCH_QUICK=1: reduced sizes; not the published run.**\n")
     i = report.get("idle")
+    ic = report.get("idle_cluster")
+    a = report.get("answers")
+    s = report.get("storm")
+    sat = report.get("saturation")
     if i:
         L.append("## 1. Idle connections: node RSS per connection\n")
         L.append("Players connected and joined to one quiz's lobby on one node (JSON and MessagePack alternating), then left idle;")
@@ -397,11 +415,63 @@ def write(report, path):
         L.append("| broadcasts/s | deliveries/s | delivery p50 / p99 (ms) | gaps | node CPU s per million deliveries | generator CPU s per million |")
         L.append("|---|---|---|---|---|---|")
         for r in sat:
-            per_m = r["deliveries"] / 1e6
+            per_m = max(r["deliveries"], 1) / 1e6
             L.append(f"| {r['events_per_s']:.0f} | {r['rate']:,.0f} | {r['p50']} / {r['p99']} | {r['gaps']} | {r['node_cpu'] / per_m:.1f} | {r['gen_cpu'] / per_m:.1f} |")
         L.append("")
-    L.append("## Targets\n")
-    L.append(report.get("verdict", ""))
+    L.append("## Against the targets\n")
+    L.append("Socket.IO 4.8 + Redis adapter figures are from the issue (3 Node processes + Redis on a machine like this one).\n")
+    L.append("| what | target | Socket.IO + Redis | measured here | verdict |")
+    L.append("|---|---|---|---|---|")
+
+    def row(what, target, sio, value, ok, ratio):
+        verdict = "met" if ok else f"missed (×{ratio:.1f})"
+        L.append(f"| {what} | {target} | {sio} | {value} | {verdict} |")
+
+    if i:
+        per = i["rows"][-1][2]
+        row(f"RSS per idle connection ({i['rows'][-1][0]:,}/node)", "≤ 4 KiB", "12.4 KiB", kib(per), per <= 4096, per / 4096)
+    for key, target, sio in (("fanout_1k", 5, "32 ms"), ("fanout_10k", 25, "239 ms")):
+        f = report.get(key)
+        if f and f.get("delivery_ms"):
+            p99 = f["delivery_ms"]["p99"]
+            row(f"fan-out p99, {f['players']:,} players, 3 nodes", f"≤ {target} ms", sio, f"{p99} ms, {f['gaps']} gaps", p99 <= target, p99 / target)
+    if sat:
+        best = max(sat, key=lambda r: r["rate"])
+        row("deliveries/s at saturation", "≥ 250,000", "~74,000", f"{best['rate']:,.0f}", best["rate"] >= 250000, 250000 / max(best["rate"], 1))
+    if a and a.get("answer_window_s"):
+        rate = a["accepted"] / a["answer_window_s"]
+        row("acknowledged answers/s", "≥ 30,000", "≤ 14,600", f"{rate:,.0f}", rate >= 30000, 30000 / max(rate, 1))
+        p99 = a["ack_ms"]["p99"]
+        row("answer ack p99 under that load", "≤ 25 ms (at 20k/s)", "683 ms at 10k/s", f"{p99} ms", p99 <= 25, p99 / 25)
+        row("answers lost or doubled", "0", "–", f"{a['score_mismatches']} of {a['finished']:,} players", a["score_mismatches"] == 0, 1)
+    if s:
+        mx = s["resume_ms"]["max"] if s.get("resume_ms") else 10**9
+        row(f"storm: {s['players']:,} players of a killed node back", "all < 5 s, 0 missed", "~7 s outage, some never back",
+            f"{s['reconnects']:,} resumed, max {mx} ms, {s['gaps']} missed", mx < 5000 and s["gaps"] == 0, mx / 5000)
+    if ic and ic.get("ok") and ic["players"] >= 100000:
+        row("concurrent players on this machine", "100,000", "57k, then resets", f"{ic['players']:,}", True, 1)
+    else:
+        L.append("| concurrent players on this machine | 100,000 | 57k, then resets | not reached (see below) | missed |")
+        L.append("\n**100k across the cluster: not reached.** With 6 nodes × 16.7k players and 6 generator processes on the 2 cores")
+        L.append("(`BENCH_CLUSTER_PER_NODE=16700 BENCH_CLUSTER_NODES=6 BENCH_ONLY=100k python3 loadtest/bench.py`), and also at")
+        L.append("6 × 8,000, joins turned into a storm of client resets (about 440k per node, counted as 1002 closes) while only a")
+        L.append("few thousand connections per node stayed up. Part of that was the generator dropping a connection on `unavailable`")
+        L.append("instead of retrying as docs/protocol.md asks (fixed); re-run after the fix, not every player had joined after 5")
+        L.append("minutes, with a load average of 17 and the nodes' admin endpoints not answering within 2 s. One node with 18,500")
+        L.append("players from 3 generator processes works (section 1). The cause is not yet diagnosed; it is the first thing to fix.")
+    L.append("\nEvery correctness figure holds under load: no gaps, no duplicates, every acknowledged answer counted once,")
+    L.append("every resume served from the log. The speed and memory targets are not met on this machine yet; the figures")
+    L.append("above are the baseline the next optimisation passes are measured against.\n")
+    L.append("## Changes measured so far\n")
+    L.append("| change | before | after | how measured |")
+    L.append("|---|---|---|---|")
+    for line in HISTORY:
+        L.append(line)
+    L.append("")
+    L.append("## How these were produced\n")
+    L.append("`make bench` (release build, then `python3 loadtest/bench.py`): about 5 minutes. `BENCH_ONLY=<name>` runs one")
+    L.append("scenario; `BENCH_SKIP=100k` skips the cluster-wide one; `BENCH_QUICK=1` uses small sizes to try the script;")
+    L.append("`BENCH_MERGE=1` re-runs scenarios on top of the last raw figures (`target/bench.json`).")
     with open(path, "w") as f:
         f.write("\n".join(L) + "\n")
 
@@ -409,6 +479,13 @@ def write(report, path):
 def main():
     os.chdir(ROOT)
     report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine()}
+    raw = os.path.join(ROOT, "target", "bench.json")
+    if os.environ.get("BENCH_MERGE") == "1" and os.path.exists(raw):
+        # Re-run some scenarios on top of an earlier run's figures.
+        with open(raw) as f:
+            earlier = json.load(f)
+        earlier.pop("failed", None)
+        report = {**earlier, "date": report["date"] + f" (some scenarios re-run; first run {earlier['date']})"}
     steps = [
         ("idle memory", idle_memory),
         ("100k across the cluster", idle_100k),
@@ -419,8 +496,9 @@ def main():
         ("saturation", saturation),
     ]
     only = os.environ.get("BENCH_ONLY")
+    skip = [x for x in os.environ.get("BENCH_SKIP", "").split(",") if x]
     for name, fn in steps:
-        if only and only not in name:
+        if (only and only not in name) or any(x in name for x in skip):
             continue
         t0 = time.time()
         print(f"bench: {name} ...", flush=True)
@@ -430,7 +508,8 @@ def main():
             report.setdefault("failed", []).append(f"{name}: {e}")
             print(f"bench: {name} FAILED: {e}", flush=True)
         print(f"bench: {name} done in {time.time() - t0:.0f} s", flush=True)
-    raw = os.path.join(ROOT, "target", "bench.json")
+        with open(raw, "w") as f:  # keep what was measured so far
+            json.dump(report, f, indent=1)
     with open(raw, "w") as f:
         json.dump(report, f, indent=1)
     out = os.environ.get("BENCH_OUT", os.path.join(ROOT, "docs", "benchmarks.md"))

@@ -127,7 +127,7 @@ async fn connect(source: IpAddr, node: SocketAddr, encoding: Encoding) -> Result
         .write_buffer_size(0)
         .max_write_buffer_size(64 * 1024);
     let (ws, _) = tokio::time::timeout(
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         tokio_tungstenite::client_async_with_config(req, stream, Some(config)),
     )
     .await
@@ -251,6 +251,7 @@ impl Player {
         let mut lost_at: Option<Instant> = None;
         let mut last_total: Option<u64> = None;
         let mut attempts = 0u32;
+        let mut joins = 0u32;
         while Instant::now() < deadline {
             let started = Instant::now();
             let permit = gate.acquire().await.ok();
@@ -271,15 +272,45 @@ impl Player {
                 }
             };
             let hello = match &token {
+                // A join whose welcome was lost may have succeeded: a retry takes
+                // a fresh nickname rather than fighting its own ghost.
+                None if joins > 0 => {
+                    json!({"t": "join", "code": self.args.code, "nickname": format!("p{}~{joins}", self.n)})
+                }
                 None => {
                     json!({"t": "join", "code": self.args.code, "nickname": format!("p{}", self.n)})
                 }
                 Some(t) => json!({"t": "resume", "token": t, "last_seq": last_seq}),
             };
-            if send(&mut ws, self.encoding, hello).await.is_err() {
-                continue;
+            // As docs/protocol.md tells clients: on `unavailable`, wait a little
+            // and send the same frame again on the same connection.
+            let mut welcome = None;
+            for retry in 0..20u64 {
+                if send(&mut ws, self.encoding, hello.clone()).await.is_err() {
+                    break;
+                }
+                if token.is_none() && retry == 0 {
+                    joins += 1;
+                }
+                match recv(&mut ws, self.encoding).await {
+                    Some(ServerFrame::Welcome(w)) => {
+                        welcome = Some(w);
+                        break;
+                    }
+                    Some(ServerFrame::Error {
+                        code: quizgate_protocol::ErrorCode::Unavailable,
+                        ..
+                    }) => {
+                        self.tally.unavailable += 1;
+                        tokio::time::sleep(Duration::from_millis(
+                            200 + (self.n as u64 * 37 + retry * 101) % 300,
+                        ))
+                        .await;
+                    }
+                    _ => break,
+                }
             }
-            let Some(ServerFrame::Welcome(w)) = recv(&mut ws, self.encoding).await else {
+            let Some(w) = welcome else {
                 attempts += 1;
                 node = next(node);
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -492,7 +523,18 @@ async fn players(args: PlayersArgs) -> Result<serde_json::Value> {
 }
 
 async fn host(args: HostArgs) -> Result<serde_json::Value> {
-    let mut ws = connect(IpAddr::from([127, 0, 0, 1]), args.node, Encoding::Json).await?;
+    // Bounded retries: the host may arrive in the middle of a join storm.
+    let mut ws = None;
+    for attempt in 0..20u64 {
+        match connect(IpAddr::from([127, 0, 0, 1]), args.node, Encoding::Json).await {
+            Ok(w) => {
+                ws = Some(w);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await,
+        }
+    }
+    let mut ws = ws.context("host could not connect")?;
     send(
         &mut ws,
         Encoding::Json,
@@ -548,6 +590,16 @@ async fn host(args: HostArgs) -> Result<serde_json::Value> {
     }
     send(&mut ws, Encoding::Json, json!({"t": "end"})).await?;
     commands += 1;
+    // Read until the end is broadcast: exiting with unread data would reset the
+    // connection, and the server could lose the `end` with it.
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(f) = recv(&mut ws, Encoding::Json).await {
+            if matches!(f, ServerFrame::Ended { .. }) {
+                break;
+            }
+        }
+    })
+    .await;
     Ok(json!({"commands": commands, "secs": started.elapsed().as_secs_f64(), "players": players}))
 }
 

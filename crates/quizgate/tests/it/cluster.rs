@@ -190,7 +190,7 @@ async fn a_player_resumes_on_another_node_mid_question() -> Result<()> {
     let (code, token) = create_quiz(nodes[0].ws_addr, &sample_quiz(2, 30_000)).await?;
     let (mut host, _) = host(nodes[0].ws_addr, &code, &token).await?;
     let (mut ann, w) = player(nodes[0].ws_addr, Encoding::Json, &code, "ann").await?;
-    let (mut bob, _) = player(nodes[1].ws_addr, Encoding::Json, &code, "bob").await?;
+    let (mut bob, bw) = player(nodes[1].ws_addr, Encoding::Json, &code, "bob").await?;
     command(&mut host, "start").await?;
     ann.recv_until("question", is_question(0)).await?;
     let first = answer(&mut ann, 0, 0).await?;
@@ -232,6 +232,16 @@ async fn a_player_resumes_on_another_node_mid_question() -> Result<()> {
     evil.send(serde_json::json!({"t": "resume", "token": forged, "last_seq": 0}))
         .await?;
     expect_error(&mut evil, "invalid_token").await?;
+    // Another player's seat with this player's secret is refused too.
+    let ann_secret = w
+        .token
+        .as_deref()
+        .and_then(|t| t.rsplit('.').next())
+        .unwrap_or_default();
+    let swapped = format!("{code}.{}.{ann_secret}", bw.player_id.unwrap_or(2));
+    evil.send(serde_json::json!({"t": "resume", "token": swapped, "last_seq": 0}))
+        .await?;
+    expect_error(&mut evil, "invalid_token").await?;
     Ok(())
 }
 
@@ -255,11 +265,17 @@ async fn nodes_survive_a_redis_restart_mid_quiz() -> Result<()> {
     bob.send(serde_json::json!({"t": "answer", "question": 0, "choice": 1}))
         .await?;
     expect_error(&mut bob, "unavailable").await?;
+    // Each node notices the lost connection on its own; wait (bounded) for it.
     for n in &nodes {
-        assert_eq!(
-            http_request(n.admin_addr, "GET", "/readyz", b"").await?.0,
-            503
-        );
+        let mut not_ready = false;
+        for _ in 0..100 {
+            if http_request(n.admin_addr, "GET", "/readyz", b"").await?.0 == 503 {
+                not_ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(not_ready, "node reports not ready while Redis is down");
     }
 
     redis.restart().await?;
