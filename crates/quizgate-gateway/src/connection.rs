@@ -224,6 +224,19 @@ impl Connection {
             .frames_in
             .with_label_values(&[frame.kind()])
             .inc();
+        let hello = matches!(
+            frame,
+            ClientFrame::Join { .. } | ClientFrame::Resume { .. } | ClientFrame::Host { .. }
+        );
+        if hello && !matches!(self.state, State::Fresh) {
+            return self
+                .error(
+                    ErrorCode::AlreadyJoined,
+                    "this connection already joined a quiz",
+                    frame.rid(),
+                )
+                .await;
+        }
         match frame {
             ClientFrame::Join {
                 code,
@@ -256,23 +269,9 @@ impl Connection {
     }
 
     async fn on_join(&mut self, code: &str, nickname: &str, rid: Option<u64>) -> Step {
-        if !matches!(self.state, State::Fresh) {
-            return self
-                .error(
-                    ErrorCode::AlreadyJoined,
-                    "this connection already joined a quiz",
-                    rid,
-                )
-                .await;
-        }
-        let Ok(code) = JoinCode::parse(code) else {
-            return self
-                .error(
-                    ErrorCode::InvalidCode,
-                    quizgate_domain::DomainError::InvalidJoinCode.to_string(),
-                    rid,
-                )
-                .await;
+        let code = match self.join_code(code, rid).await {
+            Ok(code) => code,
+            Err(step) => return step,
         };
         let nickname = match validate_nickname(nickname) {
             Ok(n) => n.to_owned(),
@@ -324,15 +323,6 @@ impl Connection {
     }
 
     async fn on_resume(&mut self, token: &str, last_seq: u64, rid: Option<u64>) -> Step {
-        if !matches!(self.state, State::Fresh) {
-            return self
-                .error(
-                    ErrorCode::AlreadyJoined,
-                    "this connection already joined a quiz",
-                    rid,
-                )
-                .await;
-        }
         let Some(token) = SessionToken::parse(token) else {
             return self
                 .error(ErrorCode::InvalidToken, "not a session token", rid)
@@ -387,23 +377,9 @@ impl Connection {
     }
 
     async fn on_host(&mut self, code: &str, token: &str, rid: Option<u64>) -> Step {
-        if !matches!(self.state, State::Fresh) {
-            return self
-                .error(
-                    ErrorCode::AlreadyJoined,
-                    "this connection already joined a quiz",
-                    rid,
-                )
-                .await;
-        }
-        let Ok(code) = JoinCode::parse(code) else {
-            return self
-                .error(
-                    ErrorCode::InvalidCode,
-                    quizgate_domain::DomainError::InvalidJoinCode.to_string(),
-                    rid,
-                )
-                .await;
+        let code = match self.join_code(code, rid).await {
+            Ok(code) => code,
+            Err(step) => return step,
         };
         let room = match self.enter(&code, rid).await {
             Ok(room) => room,
@@ -531,6 +507,14 @@ impl Connection {
                     .await
             }
             Err(e) => self.backplane_error(&e, rid).await,
+        }
+    }
+
+    /// Parses a join code typed by a person; on failure the error has been sent.
+    async fn join_code(&mut self, raw: &str, rid: Option<u64>) -> Result<JoinCode, Step> {
+        match JoinCode::parse(raw) {
+            Ok(code) => Ok(code),
+            Err(e) => Err(self.error(ErrorCode::InvalidCode, e.to_string(), rid).await),
         }
     }
 
