@@ -87,6 +87,14 @@ pub(crate) struct Shared {
     pub(crate) delivered: Mutex<HashMap<JoinCode, Option<u64>>>,
 }
 
+impl Shared {
+    /// The subscribed quizzes and their last delivered sequence numbers. The
+    /// lock is never held across an await, so a poisoned one is still consistent.
+    pub(crate) fn delivered(&self) -> std::sync::MutexGuard<'_, HashMap<JoinCode, Option<u64>>> {
+        self.delivered.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 pub struct RedisBackplane {
     shared: Arc<Shared>,
     scripts: Scripts,

@@ -44,12 +44,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
 /// returns reaches the sink.
 pub(crate) async fn subscribe(shared: &Shared, code: &JoinCode) -> Result<()> {
     // Mark first: an event that races the subscription is delivered, not dropped.
-    shared
-        .delivered
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .entry(code.clone())
-        .or_insert(None);
+    shared.delivered().entry(code.clone()).or_insert(None);
     let keys = QuizKeys::new(code);
     let subscribed = if shared.clustered {
         shared.subscriber.ssubscribe(keys.channel.clone()).await
@@ -64,7 +59,7 @@ pub(crate) async fn subscribe(shared: &Shared, code: &JoinCode) -> Result<()> {
             .map_err(unavailable),
         Err(e) => Err(unavailable(e)),
     };
-    let mut delivered = shared.delivered.lock().unwrap_or_else(|p| p.into_inner());
+    let mut delivered = shared.delivered();
     match start {
         Ok(seq) => {
             // Events up to here are in the snapshot of whoever joins next.
@@ -82,11 +77,7 @@ pub(crate) async fn subscribe(shared: &Shared, code: &JoinCode) -> Result<()> {
 }
 
 pub(crate) async fn unsubscribe(shared: &Shared, code: &JoinCode) -> Result<()> {
-    shared
-        .delivered
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(code);
+    shared.delivered().remove(code);
     let channel = QuizKeys::new(code).channel;
     let done = if shared.clustered {
         shared.subscriber.sunsubscribe(channel).await
@@ -115,12 +106,7 @@ async fn on_message(shared: &Shared, msg: Message) {
 }
 
 fn last_delivered(shared: &Shared, code: &JoinCode) -> Option<Option<u64>> {
-    shared
-        .delivered
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(code)
-        .copied()
+    shared.delivered().get(code).copied()
 }
 
 async fn deliver_in_order(shared: &Shared, code: &JoinCode, event: Sequenced) {
@@ -168,7 +154,7 @@ async fn fill(shared: &Shared, code: &JoinCode, from: u64, to: Option<u64>) {
 
 fn deliver(shared: &Shared, code: &JoinCode, event: Sequenced) {
     {
-        let mut delivered = shared.delivered.lock().unwrap_or_else(|p| p.into_inner());
+        let mut delivered = shared.delivered();
         let Some(last) = delivered.get_mut(code) else {
             return;
         };
@@ -181,13 +167,7 @@ fn deliver(shared: &Shared, code: &JoinCode, event: Sequenced) {
 }
 
 async fn resubscribe_all(shared: &Shared) {
-    let codes: Vec<JoinCode> = shared
-        .delivered
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .keys()
-        .cloned()
-        .collect();
+    let codes: Vec<JoinCode> = shared.delivered().keys().cloned().collect();
     for code in codes {
         let channel = QuizKeys::new(&code).channel;
         let r = if shared.clustered {
@@ -205,9 +185,7 @@ async fn resubscribe_all(shared: &Shared) {
 /// delivered: the events lost while disconnected or lagging.
 async fn resync_all(shared: &Shared) {
     let quizzes: Vec<(JoinCode, u64)> = shared
-        .delivered
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+        .delivered()
         .iter()
         .filter_map(|(code, last)| last.map(|l| (code.clone(), l)))
         .collect();

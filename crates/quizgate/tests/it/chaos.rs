@@ -376,25 +376,7 @@ async fn chaos_kill_drain_and_redis_restart_lose_nothing() -> Result<()> {
     // Every acknowledged answer is in the final scores exactly once.
     let mut checked = 0;
     for (code, _) in &quizzes {
-        let raw = redis
-            .cli(&[
-                "ZRANGE",
-                &format!("{{q:{code}}}:scores"),
-                "0",
-                "-1",
-                "WITHSCORES",
-            ])
-            .await?;
-        let lines: Vec<&str> = raw.lines().collect();
-        let scores: BTreeMap<u32, u64> = lines
-            .chunks(2)
-            .map(|p| {
-                (
-                    p[0].parse().unwrap_or(0),
-                    p[1].trim_start_matches('-').parse().unwrap_or(0),
-                )
-            })
-            .collect();
+        let scores = crate::support::redis_scores(&redis, code).await?;
         for rep in reports.iter().filter(|r| &r.code == code) {
             let acked: u64 = rep.acks.values().map(|p| u64::from(*p)).sum();
             assert_eq!(

@@ -130,19 +130,12 @@ async fn racing_duplicate_answers_on_three_nodes_count_once() -> Result<()> {
             .all(|r| r.points == results[0].points && r.choice == Some(0)),
         "the same result for all: {results:?}"
     );
-    let scores = redis
-        .cli(&[
-            "ZRANGE",
-            &format!("{{q:{code}}}:scores"),
-            "0",
-            "-1",
-            "WITHSCORES",
-        ])
-        .await?;
     let points = results[0].points.unwrap_or(0);
-    assert!(
-        scores.lines().any(|l| l == format!("-{points}")),
-        "scored once in Redis: {scores}"
+    let scores = crate::support::redis_scores(&redis, &code).await?;
+    assert_eq!(
+        scores.get(&w.player_id.unwrap_or(0)),
+        Some(&u64::from(points)),
+        "scored once in Redis: {scores:?}"
     );
     Ok(())
 }

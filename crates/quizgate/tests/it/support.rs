@@ -167,3 +167,30 @@ pub(crate) fn assert_same_ordered_streams(clients: &[(&Client, u64)]) {
         }
     }
 }
+
+/// Every player's score in a quiz, read straight from Redis (the sorted set
+/// holds negated points under zero-padded player ids; see ARCHITECTURE.md).
+pub(crate) async fn redis_scores(
+    redis: &quizgate_testkit::RedisServer,
+    code: &str,
+) -> Result<std::collections::BTreeMap<u32, u64>> {
+    let raw = redis
+        .cli(&[
+            "ZRANGE",
+            &format!("{{q:{code}}}:scores"),
+            "0",
+            "-1",
+            "WITHSCORES",
+        ])
+        .await?;
+    let lines: Vec<&str> = raw.lines().collect();
+    lines
+        .chunks(2)
+        .map(|p| {
+            let score = p
+                .get(1)
+                .ok_or_else(|| anyhow::anyhow!("score missing in {raw:?}"))?;
+            Ok((p[0].parse()?, score.trim_start_matches('-').parse()?))
+        })
+        .collect()
+}
