@@ -20,6 +20,7 @@ if choice == tonumber(m[6]) and tonumber(m[7]) > 0 then
   points = math.floor((2 * num + 2 * limit) / (4 * limit))
 end
 local total = -tonumber(redis.call('ZINCRBY', SCORES, -points, pad(pid)))
+if points > 0 then top_changed() end
 rec = int(choice) .. ':' .. int(points) .. ':' .. int(total)
 redis.call('HSET', ANSWERS, akey, rec)
 redis.call('HINCRBY', DIST, choice, 1)

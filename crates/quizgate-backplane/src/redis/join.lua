@@ -9,6 +9,7 @@ redis.call('HSET', NICKS, ARGV[8], id)
 redis.call('HSET', PLAYERS, id, ARGV[7])
 redis.call('HSET', SECRETS, id, ARGV[9])
 redis.call('ZADD', SCORES, 0, pad(id))
+if id <= 10 then top_changed() end
 redis.call('HSET', META, 'lb_dirty', 1)
 touch(false)
 return {'ok', id, snapshot(id)}

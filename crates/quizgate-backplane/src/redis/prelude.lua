@@ -35,8 +35,12 @@ local function emit(now, event)
 end
 
 -- Top 10: scores are stored negated so that ZRANGE gives the highest first and
--- ties in join order (members are zero-padded player ids).
+-- ties in join order (members are zero-padded player ids). It changes only when
+-- a score changes or one of the first ten players joins (`top_changed`), so it
+-- is kept in META: a mass join does not rebuild it for every player.
 local function top_json()
+  local cached = redis.call('HGET', META, 'top')
+  if cached then return cached end
   local raw = redis.call('ZRANGE', SCORES, 0, 9, 'WITHSCORES')
   local parts, rank, last = {}, 0, nil
   for i = 1, #raw, 2 do
@@ -46,8 +50,12 @@ local function top_json()
     parts[#parts + 1] = '{"player_id":' .. int(id) .. ',"nickname":' .. cjson.encode(redis.call('HGET', PLAYERS, int(id)))
       .. ',"score":' .. int(score) .. ',"rank":' .. int(rank) .. '}'
   end
-  return '[' .. table.concat(parts, ',') .. ']'
+  local top = '[' .. table.concat(parts, ',') .. ']'
+  redis.call('HSET', META, 'top', top)
+  return top
 end
+
+local function top_changed() redis.call('HDEL', META, 'top') end
 
 local function dist_json(n)
   local parts = {}
