@@ -24,6 +24,12 @@ pub struct Config {
     /// Most open WebSocket connections; more are closed with 1013.
     pub max_connections: usize,
     pub handshake_timeout: Duration,
+    /// Client-driven backplane calls (join, resume, host, answer, command,
+    /// create) in flight at once; more wait for a slot.
+    pub max_inflight_calls: usize,
+    /// A call that waited this long for a slot is answered `unavailable`
+    /// without touching the backplane.
+    pub call_queue_timeout: Duration,
     /// A write that takes longer drops the connection.
     pub write_timeout: Duration,
     /// Client frames per second allowed per connection (burst: twice that).
@@ -71,6 +77,8 @@ impl Default for Config {
             read_buffer_bytes: 512,
             max_connections: 100_000,
             handshake_timeout: Duration::from_secs(10),
+            max_inflight_calls: 64,
+            call_queue_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(10),
             frames_per_second: 10,
             drain_window: Duration::from_secs(5),

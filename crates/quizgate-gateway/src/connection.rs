@@ -285,7 +285,7 @@ impl Connection {
             Ok(room) => room,
             Err(step) => return step,
         };
-        match self.node.backplane.join(&code, &nickname).await {
+        match self.node.call(self.node.backplane.join(&code, &nickname)).await {
             Ok(JoinResult::Joined(session)) => {
                 room.set_player(self.id, session.player_id);
                 room.mark_dirty();
@@ -332,7 +332,7 @@ impl Connection {
             Ok(room) => room,
             Err(step) => return step,
         };
-        match self.node.backplane.resume(&token, last_seq).await {
+        match self.node.call(self.node.backplane.resume(&token, last_seq)).await {
             Ok(ResumeResult::Resumed { session, missed }) => {
                 room.set_player(self.id, session.player_id);
                 self.state = State::Player(session.player_id);
@@ -385,7 +385,7 @@ impl Connection {
             Ok(room) => room,
             Err(step) => return step,
         };
-        match self.node.backplane.host(&code, token).await {
+        match self.node.call(self.node.backplane.host(&code, token)).await {
             Ok(Some(snapshot)) => {
                 self.state = State::Host;
                 self.send_welcome(Self::welcome(&room, Role::Host, snapshot, rid))
@@ -418,12 +418,8 @@ impl Connection {
                     .await;
             }
         };
-        let outcome = match self
-            .node
-            .backplane
-            .answer(&room.code, player, question, choice)
-            .await
-        {
+        let call = self.node.backplane.answer(&room.code, player, question, choice);
+        let outcome = match self.node.call(call).await {
             Ok(Some(outcome)) => outcome,
             Ok(None) => {
                 return self
@@ -486,7 +482,7 @@ impl Connection {
                     .await;
             }
         };
-        match self.node.backplane.command(&room.code, cmd).await {
+        match self.node.call(self.node.backplane.command(&room.code, cmd)).await {
             Ok(Some(CommandOutcome::Done)) => {
                 self.send(&ServerFrame::Ack {
                     rid,
@@ -665,6 +661,10 @@ fn close_for(e: &tungstenite::Error) -> Step {
     match e {
         Error::Capacity(_) => Step::Close(CloseCode::MessageTooBig),
         Error::Utf8(_) => Step::Close(CloseCode::InvalidPayload),
+        // The peer went away without a close frame: nobody to send one to.
+        Error::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => {
+            Step::End
+        }
         Error::Protocol(_) => Step::Close(CloseCode::ProtocolError),
         _ => Step::End,
     }

@@ -157,7 +157,7 @@ async fn create_quiz(node: &Node, req: Request<Incoming>) -> Reply {
             &json!({"error": "invalid_definition", "field": field, "message": format!("{field}: {reason}")}),
         );
     }
-    match node.backplane.create_quiz(def).await {
+    match node.call(node.backplane.create_quiz(def)).await {
         Ok(created) => {
             tracing::info!(quiz = %created.code, "quiz created");
             json_reply(

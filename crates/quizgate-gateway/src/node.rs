@@ -1,6 +1,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use tokio::sync::Semaphore;
+
 use quizgate_backplane::{Backplane, BackplaneError};
 use quizgate_protocol::ErrorCode;
 use quizgate_telemetry::Metrics;
@@ -21,6 +23,8 @@ pub(crate) struct Node {
     pub(crate) tasks: TaskTracker,
     pub(crate) ws_config: WebSocketConfig,
     next_conn: AtomicU64,
+    /// Slots for client-driven backplane calls: see `Node::call`.
+    calls: Semaphore,
 }
 
 impl Node {
@@ -38,6 +42,7 @@ impl Node {
             .max_message_size(Some(config.max_message_bytes))
             .max_frame_size(Some(config.max_message_bytes));
         Self {
+            calls: Semaphore::new(config.max_inflight_calls),
             config,
             backplane,
             registry,
@@ -57,6 +62,30 @@ impl Node {
         self.ready.load(Ordering::Relaxed) && self.backplane.is_ready()
     }
 
+    /// Runs one client-driven backplane call once a slot is free.
+    ///
+    /// Under a join storm this keeps the backplane's queue short: calls wait
+    /// here, where waiting is free, rather than in Redis's queue, where they
+    /// would time out after being sent (a join that timed out may still have
+    /// happened, and its retry would then find its own nickname taken).
+    pub(crate) async fn call<T>(
+        &self,
+        call: impl Future<Output = Result<T, BackplaneError>>,
+    ) -> Result<T, BackplaneError> {
+        let _slot = match tokio::time::timeout(self.config.call_queue_timeout, self.calls.acquire())
+            .await
+        {
+            Ok(Ok(slot)) => slot,
+            _ => {
+                return Err(BackplaneError::Busy(format!(
+                    "no free slot among {} in-flight calls",
+                    self.config.max_inflight_calls
+                )));
+            }
+        };
+        call.await
+    }
+
     /// The error frame for a failed backplane call, counted.
     pub(crate) fn backplane_error(&self, e: &BackplaneError) -> (ErrorCode, &'static str) {
         match e {
@@ -67,6 +96,14 @@ impl Node {
                     .inc();
                 tracing::warn!(%reason, "backplane unavailable");
                 (ErrorCode::Unavailable, "temporarily unavailable, retry")
+            }
+            BackplaneError::Busy(reason) => {
+                self.metrics
+                    .backplane_errors
+                    .with_label_values(&["busy"])
+                    .inc();
+                tracing::debug!(%reason, "node busy");
+                (ErrorCode::Unavailable, "node busy, retry")
             }
             BackplaneError::Corrupt(reason) => {
                 self.metrics

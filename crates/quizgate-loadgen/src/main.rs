@@ -282,8 +282,9 @@ impl Player {
                 }
                 Some(t) => json!({"t": "resume", "token": t, "last_seq": last_seq}),
             };
-            // As docs/protocol.md tells clients: on `unavailable`, wait a little
-            // and send the same frame again on the same connection.
+            // As docs/protocol.md tells clients: on `unavailable`, back off
+            // (250 ms doubling to 4 s, jittered) and send the same frame again
+            // on the same connection.
             let mut welcome = None;
             for retry in 0..20u64 {
                 if send(&mut ws, self.encoding, hello.clone()).await.is_err() {
@@ -302,10 +303,9 @@ impl Player {
                         ..
                     }) => {
                         self.tally.unavailable += 1;
-                        tokio::time::sleep(Duration::from_millis(
-                            200 + (self.n as u64 * 37 + retry * 101) % 300,
-                        ))
-                        .await;
+                        let backoff = 250u64 << retry.min(4);
+                        let jitter = (self.n as u64 * 7919 + retry * 104_729) % backoff;
+                        tokio::time::sleep(Duration::from_millis(backoff / 2 + jitter / 2)).await;
                     }
                     _ => break,
                 }

@@ -66,6 +66,13 @@ struct Cli {
     frames_per_second: u32,
     #[arg(long, env = "QUIZGATE_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = duration)]
     handshake_timeout: Duration,
+    /// Client-driven backplane calls (join, resume, answer, ...) in flight at
+    /// once; more wait for a slot.
+    #[arg(long, env = "QUIZGATE_MAX_INFLIGHT_CALLS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_inflight_calls: u32,
+    /// A call that waited this long for a slot is answered `unavailable`.
+    #[arg(long, env = "QUIZGATE_CALL_QUEUE_TIMEOUT", default_value = "5s", value_parser = duration)]
+    call_queue_timeout: Duration,
     /// A write to a client that takes longer drops the connection.
     #[arg(long, env = "QUIZGATE_WRITE_TIMEOUT", default_value = "10s", value_parser = duration)]
     write_timeout: Duration,
@@ -93,6 +100,7 @@ impl Cli {
             ("QUIZGATE_LEADERBOARD_INTERVAL", self.leaderboard_interval),
             ("QUIZGATE_PING_INTERVAL", self.ping_interval),
             ("QUIZGATE_HANDSHAKE_TIMEOUT", self.handshake_timeout),
+            ("QUIZGATE_CALL_QUEUE_TIMEOUT", self.call_queue_timeout),
             ("QUIZGATE_WRITE_TIMEOUT", self.write_timeout),
             ("QUIZGATE_SHUTDOWN_GRACE", self.shutdown_grace),
             ("QUIZGATE_QUIZ_IDLE_TTL", self.quiz_idle_ttl),
@@ -145,6 +153,8 @@ impl Cli {
             read_buffer_bytes: self.read_buffer_bytes as usize,
             max_connections: self.max_connections as usize,
             handshake_timeout: self.handshake_timeout,
+            max_inflight_calls: self.max_inflight_calls as usize,
+            call_queue_timeout: self.call_queue_timeout,
             write_timeout: self.write_timeout,
             frames_per_second: self.frames_per_second,
             drain_window: self.drain_window,

@@ -364,3 +364,63 @@ async fn a_resume_past_the_trimmed_log_gets_a_snapshot_and_is_told_so() -> Resul
     assert_eq!(aw.resumed, Some(true));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_call_that_finds_no_free_slot_is_refused_before_it_reaches_redis() -> Result<()> {
+    let redis = RedisServer::start_with(&["--enable-debug-command", "yes"]).await?;
+    let node = redis_node(
+        &redis.url(),
+        &[
+            ("QUIZGATE_REDIS_COMMAND_TIMEOUT", "10s"),
+            ("QUIZGATE_MAX_INFLIGHT_CALLS", "1"),
+            ("QUIZGATE_CALL_QUEUE_TIMEOUT", "300ms"),
+        ],
+    )
+    .await?;
+    let (code, token) = create_quiz(node.ws_addr, &sample_quiz(1, 60_000)).await?;
+    // The host makes the room exist on the node, so the joins below only wait
+    // on their own backplane call.
+    let (_host, _) = host(node.ws_addr, &code, &token).await?;
+    let mut ann = quizgate_testkit::Client::connect(node.ws_addr, Encoding::Json).await?;
+    let mut bob = quizgate_testkit::Client::connect(node.ws_addr, Encoding::Json).await?;
+
+    // Redis stalls for 1.5 s: ann's join takes the only slot and waits in Redis.
+    let port = redis.port.to_string();
+    let stall = tokio::spawn(async move {
+        tokio::process::Command::new("redis-cli")
+            .args(["-p", &port, "DEBUG", "SLEEP", "1.5"])
+            .output()
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    ann.send(serde_json::json!({"t": "join", "code": code, "nickname": "ann"}))
+        .await?;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    bob.send(serde_json::json!({"t": "join", "code": code, "nickname": "bob"}))
+        .await?;
+    // Bob is told to retry while ann's call is still in Redis.
+    let message = expect_error(&mut bob, "unavailable").await?;
+    assert!(message.contains("busy"), "{message}");
+    assert!(
+        ann.recv_within(Duration::from_millis(1)).await.is_err(),
+        "ann's join is still waiting on Redis"
+    );
+    match ann.recv().await? {
+        ServerFrame::Welcome(w) => assert_eq!(w.player_id, Some(1)),
+        other => panic!("ann got {other:?}"),
+    }
+    stall.await??;
+    // Nothing of bob's refused join reached Redis: his retry takes his nickname.
+    bob.send(serde_json::json!({"t": "join", "code": code, "nickname": "bob"}))
+        .await?;
+    match bob.recv().await? {
+        ServerFrame::Welcome(w) => assert_eq!(w.player_id, Some(2)),
+        other => panic!("bob got {other:?}"),
+    }
+    let (_, metrics) = http_request(node.admin_addr, "GET", "/metrics", b"").await?;
+    assert!(
+        metrics.contains("quizgate_backplane_errors_total{kind=\"busy\"} 1"),
+        "{metrics}"
+    );
+    Ok(())
+}
