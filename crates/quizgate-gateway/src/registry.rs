@@ -119,6 +119,9 @@ pub(crate) struct Room {
     open_question: Mutex<Option<(u16, Millis)>>,
     /// Something changed here that a leaderboard should show.
     dirty: AtomicBool,
+    /// A question has been asked: before that every score is 0 and a
+    /// leaderboard changes nobody's standing (a mass join sends none).
+    started: AtomicBool,
     standings_due: AtomicBool,
     /// The quiz ended: the next standings go to every player, changed or not.
     final_standings: AtomicBool,
@@ -137,6 +140,7 @@ impl Room {
             subscribed: OnceCell::new(),
             open_question: Mutex::new(None),
             dirty: AtomicBool::new(false),
+            started: AtomicBool::new(false),
             standings_due: AtomicBool::new(false),
             final_standings: AtomicBool::new(false),
             last_leaderboard: Mutex::new(None),
@@ -229,6 +233,9 @@ impl Room {
     /// Learns the open question from a snapshot, so that a node that joins a
     /// quiz mid-question still fires its deadline.
     pub(crate) fn observe_view(&self, view: &QuizView) {
+        if view.phase != Phase::Lobby {
+            self.started.store(true, Ordering::Relaxed);
+        }
         if let (Phase::Question, Some(q)) = (view.phase, &view.question) {
             let mut open = lock(&self.open_question);
             if open.is_none_or(|(index, _)| index <= q.index) {
@@ -241,9 +248,16 @@ impl Room {
         match event {
             Event::QuestionStarted {
                 index, deadline_ms, ..
-            } => *lock(&self.open_question) = Some((*index, *deadline_ms)),
+            } => {
+                self.started.store(true, Ordering::Relaxed);
+                *lock(&self.open_question) = Some((*index, *deadline_ms));
+            }
             Event::QuestionClosed { .. } => *lock(&self.open_question) = None,
-            Event::Leaderboard { .. } => self.standings_due.store(true, Ordering::Relaxed),
+            Event::Leaderboard { .. } => {
+                if self.started.load(Ordering::Relaxed) {
+                    self.standings_due.store(true, Ordering::Relaxed);
+                }
+            }
             Event::QuizEnded { .. } => {
                 *lock(&self.open_question) = None;
                 self.final_standings.store(true, Ordering::Relaxed);
