@@ -285,7 +285,11 @@ impl Connection {
             Ok(room) => room,
             Err(step) => return step,
         };
-        match self.node.call(self.node.backplane.join(&code, &nickname)).await {
+        match self
+            .node
+            .call(self.node.backplane.join(&code, &nickname))
+            .await
+        {
             Ok(JoinResult::Joined(session)) => {
                 room.set_player(self.id, session.player_id);
                 room.mark_dirty();
@@ -332,7 +336,11 @@ impl Connection {
             Ok(room) => room,
             Err(step) => return step,
         };
-        match self.node.call(self.node.backplane.resume(&token, last_seq)).await {
+        match self
+            .node
+            .call(self.node.backplane.resume(&token, last_seq))
+            .await
+        {
             Ok(ResumeResult::Resumed { session, missed }) => {
                 room.set_player(self.id, session.player_id);
                 self.state = State::Player(session.player_id);
@@ -418,7 +426,10 @@ impl Connection {
                     .await;
             }
         };
-        let call = self.node.backplane.answer(&room.code, player, question, choice);
+        let call = self
+            .node
+            .backplane
+            .answer(&room.code, player, question, choice);
         let outcome = match self.node.call(call).await {
             Ok(Some(outcome)) => outcome,
             Ok(None) => {
@@ -482,7 +493,11 @@ impl Connection {
                     .await;
             }
         };
-        match self.node.call(self.node.backplane.command(&room.code, cmd)).await {
+        match self
+            .node
+            .call(self.node.backplane.command(&room.code, cmd))
+            .await
+        {
             Ok(Some(CommandOutcome::Done)) => {
                 self.send(&ServerFrame::Ack {
                     rid,
