@@ -159,6 +159,25 @@ def host(node, quiz, players_n, questions, interval_ms, no_skip=False):
     return Gen(args + (["--no-skip"] if no_skip else []))
 
 
+def spread_players(c, quiz, n_players, extra, what):
+    """n_players over all nodes, from generator processes of at most 5,000 each; waits until all joined."""
+    ws = [n["ws"] for n in c.nodes]
+    procs = max(1, n_players // 5000)
+    per = n_players // procs
+    gens = [players(ws, quiz, per, offset=i * per, src_first=2 + 10 * i, srcs=10, extra=extra + ["--announce"])
+            for i in range(procs)]
+    if not all(g.wait_ready() for g in gens):
+        raise RuntimeError(f"{what} players did not all join")
+    return gens, per * procs
+
+
+def per_node_players(c, per, extra):
+    """One quiz and one generator process (20 source addresses) per node, each with `per` players."""
+    quizzes = [c.create_quiz(1, 60000) for _ in c.nodes]
+    return [players([n["ws"]], quizzes[i], per, offset=0, src_first=2 + 20 * i, srcs=20, extra=["--announce"] + extra)
+            for i, n in enumerate(c.nodes)]
+
+
 def merge(results):
     """Adds counters and merges percentile summaries conservatively (max of p99s, n-weighted p50)."""
     out = {}
@@ -219,12 +238,9 @@ def idle_100k(report):
     nodes = int(os.environ.get("BENCH_CLUSTER_NODES", 2 if QUICK else 6))
     c = Cluster(nodes)
     try:
-        quizzes = [c.create_quiz(1, 60000) for _ in range(nodes)]
-        time.sleep(1)
         base = [rss(n["proc"].pid) for n in c.nodes]
         t0 = time.time()
-        gens = [players([n["ws"]], quizzes[i], per, offset=0, src_first=2 + 20 * i, srcs=20,
-                        extra=["--announce", "--max-secs", "900", "--connect-rate", "500"]) for i, n in enumerate(c.nodes)]
+        gens = per_node_players(c, per, ["--max-secs", "900", "--connect-rate", "500"])
         ok = all(g.wait_ready(600) for g in gens)
         took = time.time() - t0
         time.sleep(3)
@@ -244,14 +260,9 @@ def fanout(report, n_players, key, interval_ms=375, questions=16):
     c = Cluster(3)
     try:
         quiz = c.create_quiz(questions, 60000)
-        ws = [n["ws"] for n in c.nodes]
-        procs = max(1, n_players // 5000)
-        per = n_players // procs
-        gens = [players(ws, quiz, per, offset=i * per, src_first=2 + 10 * i, srcs=10, extra=["--announce"]) for i in range(procs)]
-        if not all(g.wait_ready() for g in gens):
-            raise RuntimeError("fan-out players did not all join")
+        gens, joined = spread_players(c, quiz, n_players, [], "fan-out")
         cpu0 = c.node_cpu()
-        h = host(ws[0], quiz, per * procs, questions, interval_ms)
+        h = host(c.nodes[0]["ws"], quiz, joined, questions, interval_ms)
         hr = h.finish()
         results = [g.finish() for g in gens]
         m = merge(results)
@@ -268,14 +279,9 @@ def answers(report, n_players, key, questions=6):
     c = Cluster(3)
     try:
         quiz = c.create_quiz(questions, 5000)
-        ws = [n["ws"] for n in c.nodes]
-        procs = max(1, n_players // 5000)
-        per = n_players // procs
-        gens = [players(ws, quiz, per, offset=i * per, src_first=2 + 10 * i, srcs=10, extra=["--think-ms", "0-1000", "--announce"]) for i in range(procs)]
-        if not all(g.wait_ready() for g in gens):
-            raise RuntimeError("answer players did not all join")
+        gens, joined = spread_players(c, quiz, n_players, ["--think-ms", "0-1000"], "answer")
         cpu0 = c.node_cpu()
-        h = host(ws[0], quiz, per * procs, questions, 300, no_skip=True)
+        h = host(c.nodes[0]["ws"], quiz, joined, questions, 300, no_skip=True)
         h.finish()
         results = [g.finish() for g in gens]
         m = merge(results)

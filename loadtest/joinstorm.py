@@ -22,10 +22,8 @@ rate = os.environ.get("RATE", "500")
 c = bench.Cluster(nodes)
 gens = []
 try:
-    quizzes = [c.create_quiz(1, 60000) for _ in range(nodes)]
     t0 = time.time()
-    gens = [bench.players([n["ws"]], quizzes[i], per, src_first=2 + 20 * i, srcs=20,
-                          extra=["--announce", "--connect-rate", rate]) for i, n in enumerate(c.nodes)]
+    gens = bench.per_node_players(c, per, ["--connect-rate", rate])
     joined = all(g.wait_ready(600) for g in gens)
     secs = time.time() - t0
     total = per * nodes

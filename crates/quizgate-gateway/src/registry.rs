@@ -437,6 +437,17 @@ mod tests {
     use quizgate_backplane::{MemoryBackplane, MemoryConfig, SystemClock};
     use quizgate_domain::{HostCommand, Question};
 
+    /// The text of the next queued frame, which must be a direct one.
+    fn next_direct(rx: &mut mpsc::Receiver<Outbound>) -> String {
+        match rx.try_recv() {
+            Ok(Outbound::Direct(m)) => match *m {
+                Message::Text(t) => t.as_str().to_owned(),
+                other => panic!("expected a text frame, got {other:?}"),
+            },
+            other => panic!("expected a direct frame, got {other:?}"),
+        }
+    }
+
     use super::*;
 
     fn def() -> QuizDefinition {
@@ -524,31 +535,13 @@ mod tests {
             .expect("room");
         room.set_player(1, 2);
         room.send_standings(&[(1, 50), (2, 50), (3, 10)]);
-        let Some(Message::Text(t)) = rx.try_recv().ok().and_then(|o| {
-            if let Outbound::Direct(m) = o {
-                Some(*m)
-            } else {
-                None
-            }
-        }) else {
-            panic!("standing")
-        };
         assert_eq!(
-            t.as_str(),
+            next_direct(&mut rx),
             r#"{"t":"standing","score":50,"rank":1,"players":3}"#
         );
         room.send_standings(&[(1, 60), (2, 50), (3, 10)]);
-        let Some(Message::Text(t)) = rx.try_recv().ok().and_then(|o| {
-            if let Outbound::Direct(m) = o {
-                Some(*m)
-            } else {
-                None
-            }
-        }) else {
-            panic!("standing")
-        };
         assert_eq!(
-            t.as_str(),
+            next_direct(&mut rx),
             r#"{"t":"standing","score":50,"rank":2,"players":3}"#
         );
         room.send_standings(&[(1, 70), (2, 50), (3, 10)]);
