@@ -77,6 +77,8 @@ pub(crate) async fn serve(
     ws: WebSocketStream<TcpStream>,
     encoding: Encoding,
     drain: CancellationToken,
+    // Held for the connection's whole life: see `Node::connection_slots`.
+    _slot: tokio::sync::OwnedSemaphorePermit,
 ) {
     let id = node.next_conn_id();
     node.metrics.connections.inc();

@@ -125,7 +125,7 @@ async fn websocket(node: Arc<Node>, stream: TcpStream, drain: CancellationToken)
             return;
         }
     };
-    if node.metrics.connections.get() as usize >= node.config.max_connections {
+    let Ok(slot) = Arc::clone(&node.connection_slots).try_acquire_owned() else {
         node.metrics.handshakes.with_label_values(&["full"]).inc();
         let mut ws = ws;
         node.metrics
@@ -135,13 +135,13 @@ async fn websocket(node: Arc<Node>, stream: TcpStream, drain: CancellationToken)
         crate::connection::close_ws(&mut ws, CloseCode::TryAgainLater, Duration::from_secs(2))
             .await;
         return;
-    }
+    };
     node.metrics.handshakes.with_label_values(&["ok"]).inc();
     // A task of its own: this one (and the handshake's state) ends here, so an
     // idle connection keeps only what serving it needs.
     let node2 = Arc::clone(&node);
     node.tasks
-        .spawn(crate::connection::serve(node2, ws, encoding, drain));
+        .spawn(crate::connection::serve(node2, ws, encoding, drain, slot));
 }
 
 fn reject(status: StatusCode, message: &str) -> ErrorResponse {

@@ -25,6 +25,10 @@ pub(crate) struct Node {
     next_conn: AtomicU64,
     /// Slots for client-driven backplane calls: see `Node::call`.
     calls: Semaphore,
+    /// One per open WebSocket (`QUIZGATE_MAX_CONNECTIONS`), taken before the
+    /// connection task starts: two handshakes finishing at once cannot both
+    /// take the last one, as they could by reading the connections gauge.
+    pub(crate) connection_slots: Arc<Semaphore>,
 }
 
 impl Node {
@@ -43,6 +47,7 @@ impl Node {
             .max_frame_size(Some(config.max_message_bytes));
         Self {
             calls: Semaphore::new(config.max_inflight_calls),
+            connection_slots: Arc::new(Semaphore::new(config.max_connections)),
             config,
             backplane,
             registry,
