@@ -9,6 +9,7 @@
 //! only it names Redis.
 
 mod clock;
+mod delivery;
 mod error;
 mod memory;
 mod redis;
@@ -23,6 +24,7 @@ use quizgate_domain::{
 };
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use delivery::DeliveryEnd;
 pub use error::BackplaneError;
 pub use memory::{MemoryBackplane, MemoryConfig};
 pub use redis::{RedisBackplane, RedisConfig};
@@ -31,6 +33,13 @@ pub use token::SessionToken;
 pub type Result<T, E = BackplaneError> = std::result::Result<T, E>;
 
 /// Receives every event of the quizzes a node subscribed to.
+///
+/// The delivery contract, the same for every backplane: each event of a
+/// subscribed quiz is delivered once, in sequence order per quiz, from the
+/// backplane's own delivery path; never from inside the call that emitted it
+/// while that quiz is locked. Relative to the reply of that call, an event may
+/// arrive before or after it: a client learns its place from the snapshot's
+/// `seq`, never from the timing of a reply.
 pub trait EventSink: Send + Sync + 'static {
     /// Called once per event, in sequence order for each quiz. Must not block:
     /// it runs on the backplane's delivery path.
@@ -60,17 +69,36 @@ pub enum JoinResult {
     NotFound,
 }
 
+/// Events a reconnecting client missed: every event after its `last_seq` up
+/// to the snapshot's `seq`, in order; `None` if they cannot be given (see
+/// [`quizgate_domain::replay`]) and the client must start again from the snapshot.
+pub type Missed = Option<Vec<Arc<Sequenced>>>;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResumeResult {
-    /// `missed` holds every event after the client's `last_seq` up to
-    /// `session.snapshot.seq`, in order; `None` if the log no longer reaches back
-    /// that far and the client must start again from the snapshot.
     Resumed {
         session: Box<Session>,
-        missed: Option<Vec<Arc<Sequenced>>>,
+        missed: Missed,
     },
     /// The token names no player of a live quiz, or its secret is wrong.
     InvalidToken,
+}
+
+/// A host's seat: the snapshot and, when it reconnected with a `last_seq`,
+/// what it missed (always `Some(empty)` for a first `host`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSession {
+    pub snapshot: QuizSnapshot,
+    pub missed: Missed,
+}
+
+/// Every player's score at one point of a quiz's event sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scores {
+    /// The quiz's last `seq` when the scores were read.
+    pub seq: u64,
+    /// `(player, score)`, highest first, ties in join order.
+    pub desc: Vec<(PlayerId, u64)>,
 }
 
 /// What one periodic check of a quiz found.
@@ -102,7 +130,13 @@ pub trait Backplane: Send + Sync + 'static {
     async fn resume(&self, token: &SessionToken, last_seq: u64) -> Result<ResumeResult>;
 
     /// Checks a host token; `None` if it is wrong or the quiz does not exist.
-    async fn host(&self, code: &JoinCode, token: &str) -> Result<Option<QuizSnapshot>>;
+    /// With `last_seq`, the host is reconnecting and gets what it missed.
+    async fn host(
+        &self,
+        code: &JoinCode,
+        token: &str,
+        last_seq: Option<u64>,
+    ) -> Result<Option<HostSession>>;
 
     /// `None` if the quiz does not exist.
     async fn command(&self, code: &JoinCode, cmd: HostCommand) -> Result<Option<CommandOutcome>>;
@@ -128,8 +162,9 @@ pub trait Backplane: Send + Sync + 'static {
     /// Whether the quiz still exists (quizzes expire).
     async fn exists(&self, code: &JoinCode) -> Result<bool>;
 
-    /// Every player's score, highest first; `None` if the quiz does not exist.
-    async fn scores(&self, code: &JoinCode) -> Result<Option<Vec<(PlayerId, u64)>>>;
+    /// Every player's score with the quiz's `seq`, read atomically; `None` if
+    /// the quiz does not exist.
+    async fn scores(&self, code: &JoinCode) -> Result<Option<Scores>>;
 
     /// Starts delivering the quiz's events to this node's sink. Returns once
     /// delivery is guaranteed for every event published afterwards.
@@ -143,6 +178,11 @@ pub trait Backplane: Send + Sync + 'static {
 
     /// Whether the backplane can serve requests now (for `/readyz`).
     fn is_ready(&self) -> bool;
+
+    /// Why the backplane is not ready, when it knows (for `/readyz` and logs).
+    fn not_ready_reason(&self) -> Option<String> {
+        None
+    }
 
     /// The clock that decides deadlines and scores.
     fn now_ms(&self) -> Millis;

@@ -1,20 +1,24 @@
-//! The embedded backplane: every quiz in this process's memory, events handed
-//! straight to the sink. One node, no Redis, same contracts.
+//! The embedded backplane: every quiz in this process's memory. One node, no
+//! Redis, same contracts: a call changes the quiz and appends its events to the
+//! quiz's log under the quiz's lock; a delivery task of its own then hands them
+//! to the sink in order, as the Redis subscriber does.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use dashmap::DashMap;
 use quizgate_domain::{
-    AnswerOutcome, CommandOutcome, HostCommand, JoinCode, LeaderboardDue, Millis, Phase, PlayerId,
-    Quiz, QuizDefinition, QuizSnapshot, Sequenced,
+    AnswerOutcome, CommandOutcome, HostCommand, JoinCode, LeaderboardDue, MAX_PLAYERS, Millis,
+    PlayerId, Quiz, QuizDefinition, Replay, Sequenced, replay, retention,
 };
+use tokio::sync::Notify;
 
+use crate::delivery::{DeliveryEnd, Supervised};
 use crate::token::{new_code, new_secret, secrets_match};
 use crate::{
-    Backplane, Clock, CreatedQuiz, EventSink, JoinResult, Result, ResumeResult, Session,
-    SessionToken, Tick,
+    Backplane, Clock, CreatedQuiz, EventSink, HostSession, JoinResult, Missed, Result,
+    ResumeResult, Scores, Session, SessionToken, Tick,
 };
 
 #[derive(Debug, Clone)]
@@ -27,6 +31,8 @@ pub struct MemoryConfig {
     pub ended_ttl_ms: Millis,
     /// Events kept per quiz for resume.
     pub log_capacity: usize,
+    /// Most players one quiz admits.
+    pub max_players: u32,
 }
 
 impl Default for MemoryConfig {
@@ -36,6 +42,7 @@ impl Default for MemoryConfig {
             idle_ttl_ms: 2 * 3600 * 1000,
             ended_ttl_ms: 10 * 60 * 1000,
             log_capacity: 10_000,
+            max_players: MAX_PLAYERS,
         }
     }
 }
@@ -47,17 +54,37 @@ struct Entry {
     /// `player_secrets[id - 1]`
     player_secrets: Vec<String>,
     last_activity: Millis,
-    /// The newest events, oldest first, for resume.
+    /// The newest events, oldest first, for resume and delivery.
     log: VecDeque<Arc<Sequenced>>,
+    /// The last `seq` handed to the sink.
+    delivered: u64,
+}
+
+/// Whether a call counts as activity for the quiz's retention
+/// (see [`quizgate_domain::retention`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Activity {
+    /// A client call: always activity.
+    Client,
+    /// A periodic check: activity only if it changed the quiz.
+    Check,
+}
+
+/// Quizzes with events not yet delivered, and the signal for the delivery task.
+#[derive(Debug, Default)]
+struct Pending {
+    quizzes: Mutex<HashSet<JoinCode>>,
+    wake: Notify,
 }
 
 /// Every quiz in this process. Each quiz has its own lock, held while its state
-/// changes and its events are delivered, so delivery order is sequence order.
+/// changes and its events are logged; the delivery task delivers them.
 pub struct MemoryBackplane {
-    quizzes: DashMap<JoinCode, Arc<Mutex<Entry>>>,
-    sink: Arc<dyn EventSink>,
+    quizzes: Arc<DashMap<JoinCode, Arc<Mutex<Entry>>>>,
+    pending: Arc<Pending>,
     clock: Arc<dyn Clock>,
     config: MemoryConfig,
+    delivery: Supervised,
 }
 
 impl std::fmt::Debug for MemoryBackplane {
@@ -72,12 +99,20 @@ impl std::fmt::Debug for MemoryBackplane {
 // === impl MemoryBackplane ===
 
 impl MemoryBackplane {
+    /// Starts the delivery task: call from within a tokio runtime.
     pub fn new(sink: Arc<dyn EventSink>, clock: Arc<dyn Clock>, config: MemoryConfig) -> Self {
+        let quizzes = Arc::new(DashMap::new());
+        let pending = Arc::new(Pending::default());
+        let delivery = Supervised::spawn("memory delivery", {
+            let (quizzes, pending) = (Arc::clone(&quizzes), Arc::clone(&pending));
+            move |stop| deliver_loop(quizzes, pending, sink, stop)
+        });
         Self {
-            quizzes: DashMap::new(),
-            sink,
+            quizzes,
+            pending,
             clock,
             config,
+            delivery,
         }
     }
 
@@ -86,36 +121,94 @@ impl MemoryBackplane {
         self.quizzes.get(code).map(|e| Arc::clone(e.value()))
     }
 
-    /// Runs `f` on the quiz under its lock, then logs and delivers what it emitted.
+    /// Runs `f` on the quiz under its lock, logs what it emitted and wakes the
+    /// delivery task.
     fn with_quiz<T>(
         &self,
         code: &JoinCode,
+        activity: Activity,
         f: impl FnOnce(&mut Entry, Millis, &mut Vec<Sequenced>) -> T,
     ) -> Option<T> {
         let entry = self.entry(code)?;
         let mut guard = lock(&entry);
         let now = self.clock.now_ms();
-        guard.last_activity = now;
         let mut out = Vec::new();
         let result = f(&mut guard, now, &mut out);
-        for event in out {
-            let event = Arc::new(event);
-            if guard.log.len() == self.config.log_capacity {
-                guard.log.pop_front();
+        if activity == Activity::Client || !out.is_empty() {
+            guard.last_activity = now;
+        }
+        if !out.is_empty() {
+            for event in out {
+                if guard.log.len() >= self.config.log_capacity.max(1) {
+                    guard.log.pop_front();
+                }
+                guard.log.push_back(Arc::new(event));
             }
-            guard.log.push_back(Arc::clone(&event));
-            self.sink.deliver(code, event);
+            drop(guard);
+            lock(&self.pending.quizzes).insert(code.clone());
+            self.pending.wake.notify_one();
         }
         Some(result)
     }
 }
 
-fn lock(entry: &Mutex<Entry>) -> MutexGuard<'_, Entry> {
-    // A panic while holding the lock leaves a quiz that is still consistent at
-    // event granularity (the domain mutates before it emits); keep serving it.
-    entry
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+/// Hands every logged event to the sink, in order per quiz, until `stop`.
+async fn deliver_loop(
+    quizzes: Arc<DashMap<JoinCode, Arc<Mutex<Entry>>>>,
+    pending: Arc<Pending>,
+    sink: Arc<dyn EventSink>,
+    stop: tokio_util::sync::CancellationToken,
+) -> DeliveryEnd {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return DeliveryEnd::Stopped,
+            () = pending.wake.notified() => {}
+        }
+        let codes: Vec<JoinCode> = lock(&pending.quizzes).drain().collect();
+        for code in codes {
+            let Some(entry) = quizzes.get(&code).map(|e| Arc::clone(e.value())) else {
+                continue;
+            };
+            let events: Vec<Arc<Sequenced>> = {
+                let mut e = lock(&entry);
+                let from = e.delivered;
+                let events: Vec<_> = e.log.iter().filter(|ev| ev.seq > from).cloned().collect();
+                if let Some(last) = events.last() {
+                    if events[0].seq != from + 1 {
+                        tracing::warn!(quiz = %code, from = from + 1, to = events[0].seq - 1,
+                            "events left the log before delivery");
+                    }
+                    e.delivered = last.seq;
+                }
+                events
+            };
+            for event in events {
+                sink.deliver(&code, event);
+            }
+        }
+    }
+}
+
+/// What the log holds after `last_seq`, by the domain's replay rule.
+fn missed(entry: &Entry, last_seq: u64) -> Missed {
+    let head = entry.quiz.seq();
+    match replay(last_seq, head, entry.log.front().map(|e| e.seq)) {
+        Replay::Events { after } => Some(
+            entry
+                .log
+                .iter()
+                .filter(|e| e.seq > after)
+                .cloned()
+                .collect(),
+        ),
+        Replay::Snapshot => None,
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a quiz's lock leaves a quiz that is still consistent
+    // at event granularity (the domain mutates before it emits); keep serving it.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn session(code: &JoinCode, entry: &Entry, player_id: PlayerId) -> Session {
@@ -143,11 +236,12 @@ impl Backplane for MemoryBackplane {
             };
             let host_secret = new_secret();
             slot.insert(Arc::new(Mutex::new(Entry {
-                quiz: Quiz::new(Arc::clone(&def)),
+                quiz: Quiz::with_max_players(Arc::clone(&def), self.config.max_players),
                 host_secret: host_secret.clone(),
                 player_secrets: Vec::new(),
                 last_activity: self.clock.now_ms(),
                 log: VecDeque::new(),
+                delivered: 0,
             })));
             return Ok(CreatedQuiz {
                 code,
@@ -163,59 +257,54 @@ impl Backplane for MemoryBackplane {
     }
 
     async fn join(&self, code: &JoinCode, nickname: &str) -> Result<JoinResult> {
-        let result = self.with_quiz(code, |entry, _, _| match entry.quiz.join(nickname) {
-            Ok(id) => {
-                entry.player_secrets.push(new_secret());
-                JoinResult::Joined(Box::new(session(code, entry, id)))
+        let result = self.with_quiz(code, Activity::Client, |entry, _, _| {
+            match entry.quiz.join(nickname) {
+                Ok(id) => {
+                    entry.player_secrets.push(new_secret());
+                    JoinResult::Joined(Box::new(session(code, entry, id)))
+                }
+                Err(refused) => JoinResult::Refused(refused),
             }
-            Err(refused) => JoinResult::Refused(refused),
         });
         Ok(result.unwrap_or(JoinResult::NotFound))
     }
 
     async fn resume(&self, token: &SessionToken, last_seq: u64) -> Result<ResumeResult> {
-        let result = self.with_quiz(&token.code, |entry, _, _| {
+        let result = self.with_quiz(&token.code, Activity::Client, |entry, _, _| {
             let id = token.player_id;
             if !entry.quiz.has_player(id)
                 || !secrets_match(&entry.player_secrets[(id - 1) as usize], &token.secret)
             {
                 return ResumeResult::InvalidToken;
             }
-            let session = session(&token.code, entry, id);
-            let head = session.snapshot.seq;
-            let oldest = entry.log.front().map_or(head + 1, |e| e.seq);
-            let missed = if last_seq >= head {
-                Some(Vec::new())
-            } else if last_seq + 1 >= oldest {
-                Some(
-                    entry
-                        .log
-                        .iter()
-                        .filter(|e| e.seq > last_seq)
-                        .cloned()
-                        .collect(),
-                )
-            } else {
-                None
-            };
             ResumeResult::Resumed {
-                session: Box::new(session),
-                missed,
+                session: Box::new(session(&token.code, entry, id)),
+                missed: missed(entry, last_seq),
             }
         });
         Ok(result.unwrap_or(ResumeResult::InvalidToken))
     }
 
-    async fn host(&self, code: &JoinCode, token: &str) -> Result<Option<QuizSnapshot>> {
+    async fn host(
+        &self,
+        code: &JoinCode,
+        token: &str,
+        last_seq: Option<u64>,
+    ) -> Result<Option<HostSession>> {
         Ok(self
-            .with_quiz(code, |entry, _, _| {
-                secrets_match(&entry.host_secret, token).then(|| entry.quiz.snapshot(None))
+            .with_quiz(code, Activity::Client, |entry, _, _| {
+                secrets_match(&entry.host_secret, token).then(|| HostSession {
+                    snapshot: entry.quiz.snapshot(None),
+                    missed: last_seq.map_or_else(|| Some(Vec::new()), |l| missed(entry, l)),
+                })
             })
             .flatten())
     }
 
     async fn command(&self, code: &JoinCode, cmd: HostCommand) -> Result<Option<CommandOutcome>> {
-        Ok(self.with_quiz(code, |entry, now, out| entry.quiz.command(cmd, now, out)))
+        Ok(self.with_quiz(code, Activity::Client, |entry, now, out| {
+            entry.quiz.command(cmd, now, out)
+        }))
     }
 
     async fn answer(
@@ -226,7 +315,7 @@ impl Backplane for MemoryBackplane {
         choice: u8,
     ) -> Result<Option<AnswerOutcome>> {
         Ok(self
-            .with_quiz(code, |entry, now, out| {
+            .with_quiz(code, Activity::Client, |entry, now, out| {
                 entry
                     .quiz
                     .has_player(player)
@@ -237,7 +326,7 @@ impl Backplane for MemoryBackplane {
 
     async fn close_if_due(&self, code: &JoinCode, index: u16) -> Result<bool> {
         Ok(self
-            .with_quiz(code, |entry, now, out| {
+            .with_quiz(code, Activity::Check, |entry, now, out| {
                 entry.quiz.close_if_due(index, now, out)
             })
             .unwrap_or(false))
@@ -257,7 +346,7 @@ impl Backplane for MemoryBackplane {
             LeaderboardDue::TooSoon => return Ok(Tick::TooSoon),
             LeaderboardDue::Clean => return Ok(Tick::Nothing),
         }
-        let published = self.with_quiz(code, |entry, now, out| {
+        let published = self.with_quiz(code, Activity::Check, |entry, now, out| {
             entry.quiz.leaderboard_if_due(now, interval, out)
         });
         Ok(match published {
@@ -271,8 +360,14 @@ impl Backplane for MemoryBackplane {
         Ok(self.quizzes.contains_key(code))
     }
 
-    async fn scores(&self, code: &JoinCode) -> Result<Option<Vec<(PlayerId, u64)>>> {
-        Ok(self.entry(code).map(|e| lock(&e).quiz.scores()))
+    async fn scores(&self, code: &JoinCode) -> Result<Option<Scores>> {
+        Ok(self.entry(code).map(|e| {
+            let e = lock(&e);
+            Scores {
+                seq: e.quiz.seq(),
+                desc: e.quiz.scores(),
+            }
+        }))
     }
 
     async fn subscribe(&self, _code: &JoinCode) -> Result<()> {
@@ -289,11 +384,11 @@ impl Backplane for MemoryBackplane {
         let mut gone = Vec::new();
         self.quizzes.retain(|code, entry| {
             let e = lock(entry);
-            let ttl = if e.quiz.phase() == Phase::Ended {
-                self.config.ended_ttl_ms
-            } else {
-                self.config.idle_ttl_ms
-            };
+            let ttl = retention(
+                e.quiz.phase(),
+                self.config.idle_ttl_ms,
+                self.config.ended_ttl_ms,
+            );
             let keep = now < e.last_activity + ttl;
             if !keep {
                 gone.push(code.clone());
@@ -304,7 +399,11 @@ impl Backplane for MemoryBackplane {
     }
 
     fn is_ready(&self) -> bool {
-        true
+        self.delivery.end().is_none()
+    }
+
+    fn not_ready_reason(&self) -> Option<String> {
+        self.delivery.end().map(|end| end.to_string())
     }
 
     fn now_ms(&self) -> Millis {
@@ -321,6 +420,21 @@ mod tests {
 
     #[derive(Default)]
     struct Recorder(Mutex<Vec<(JoinCode, u64)>>);
+
+    impl Recorder {
+        /// The delivered seqs once there are `n` (the delivery task runs when
+        /// this test's task yields).
+        async fn seqs(&self, n: usize) -> Vec<u64> {
+            for _ in 0..1_000 {
+                let seqs: Vec<u64> = lock(&self.0).iter().map(|(_, s)| *s).collect();
+                if seqs.len() >= n {
+                    return seqs;
+                }
+                tokio::task::yield_now().await;
+            }
+            panic!("fewer than {n} events delivered")
+        }
+    }
 
     impl EventSink for Recorder {
         fn deliver(&self, quiz: &JoinCode, event: Arc<Sequenced>) {
@@ -375,14 +489,7 @@ mod tests {
             Ok(false),
             "exactly once"
         );
-        let seqs: Vec<u64> = sink
-            .0
-            .lock()
-            .expect("lock")
-            .iter()
-            .map(|(_, s)| *s)
-            .collect();
-        assert_eq!(seqs, [1, 2, 3]);
+        assert_eq!(sink.seqs(3).await, [1, 2, 3]);
         let token = SessionToken::parse(&ann.token).expect("token");
         let ResumeResult::Resumed {
             missed: Some(missed),
@@ -425,6 +532,11 @@ mod tests {
             matches!(r, ResumeResult::Resumed { missed: Some(ref m), .. } if m.is_empty()),
             "{r:?}"
         );
+        let r = bp.resume(&token, 4).await.expect("resume");
+        assert!(
+            matches!(r, ResumeResult::Resumed { missed: None, .. }),
+            "a last_seq beyond the quiz's seq gets a snapshot: {r:?}"
+        );
     }
 
     #[tokio::test]
@@ -443,9 +555,9 @@ mod tests {
         let mut unknown = SessionToken::parse(&ann.token).expect("token");
         unknown.player_id = 99;
         assert_eq!(bp.resume(&unknown, 0).await, Ok(ResumeResult::InvalidToken));
-        assert_eq!(bp.host(&quiz.code, "nope").await, Ok(None));
+        assert_eq!(bp.host(&quiz.code, "nope", None).await, Ok(None));
         assert!(
-            bp.host(&quiz.code, &quiz.host_token)
+            bp.host(&quiz.code, &quiz.host_token, None)
                 .await
                 .expect("host")
                 .is_some()

@@ -4,8 +4,11 @@
 //! takes the current time (`Millis`, milliseconds since the Unix epoch) as an
 //! argument, so the rules are tested without clocks or sleeps.
 //!
-//! The in-process store runs [`Quiz`] directly; the Redis store runs the same rules
-//! as Lua scripts, and one conformance suite checks that both agree.
+//! This crate is the specification. The in-process store runs [`Quiz`]
+//! directly; the Redis store runs the same rules as Lua scripts, with every
+//! constant passed in from here, and a differential test
+//! (`crates/quizgate-backplane/tests/it/differential.rs`) runs generated
+//! sequences of operations on both and compares every outcome and event.
 
 mod code;
 mod definition;
@@ -14,6 +17,7 @@ mod event;
 mod nickname;
 mod quiz;
 mod scoring;
+mod session;
 mod standings;
 
 pub use code::{JOIN_CODE_ALPHABET, JOIN_CODE_LEN, JoinCode};
@@ -23,14 +27,16 @@ pub use definition::{
 };
 pub use error::DomainError;
 pub use event::{CloseReason, Event, Sequenced};
-pub use nickname::{MAX_NICKNAME_CHARS, nickname_key, validate_nickname};
+pub use nickname::{MAX_NICKNAME_CHARS, is_invisible, nickname_key, validate_nickname};
 pub use quiz::{
     AnswerOutcome, AnswerRecord, CommandOutcome, CurrentQuestion, HostCommand, JoinRefused,
     LeaderboardDue, MAX_PLAYERS, Phase, PlayerView, Quiz, QuizSnapshot,
 };
 pub use scoring::score;
+pub use session::{Replay, replay, retention};
 pub use standings::{
-    LEADERBOARD_DELIVERY_BUDGET, LEADERBOARD_SIZE, Standing, leaderboard_interval, rank_of,
+    LEADERBOARD_DELIVERY_BUDGET, LEADERBOARD_SIZE, Standing, StandingsDue, StandingsGate,
+    leaderboard_interval, rank_of, ranked,
 };
 
 /// Milliseconds since the Unix epoch, as read from the one clock that decides.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::nickname::nickname_key;
 use crate::{
     CloseReason, Event, LEADERBOARD_SIZE, Millis, PlayerId, QuizDefinition, Sequenced, Standing,
-    leaderboard_interval, rank_of, score,
+    leaderboard_interval, rank_of, ranked, score,
 };
 
 /// Most players one quiz admits.
@@ -145,6 +145,7 @@ pub struct Quiz {
     seq: u64,
     leaderboard_dirty: bool,
     leaderboard_ms: Option<Millis>,
+    max_players: u32,
 }
 
 // === impl Quiz ===
@@ -152,6 +153,11 @@ pub struct Quiz {
 impl Quiz {
     /// A new quiz in the lobby. `def` must have passed [`QuizDefinition::validate`].
     pub fn new(def: Arc<QuizDefinition>) -> Self {
+        Self::with_max_players(def, MAX_PLAYERS)
+    }
+
+    /// A new quiz that admits at most `max_players` (see [`MAX_PLAYERS`]).
+    pub fn with_max_players(def: Arc<QuizDefinition>, max_players: u32) -> Self {
         Self {
             def,
             phase: Phase::Lobby,
@@ -162,6 +168,7 @@ impl Quiz {
             seq: 0,
             leaderboard_dirty: false,
             leaderboard_ms: None,
+            max_players,
         }
     }
 
@@ -191,7 +198,7 @@ impl Quiz {
         if self.phase == Phase::Ended {
             return Err(JoinRefused::QuizEnded);
         }
-        if self.players.len() as u32 >= MAX_PLAYERS {
+        if self.players.len() as u32 >= self.max_players {
             return Err(JoinRefused::QuizFull);
         }
         let key = nickname_key(nickname);
@@ -264,7 +271,8 @@ impl Quiz {
         let points = score(
             question.points,
             choice == question.correct,
-            now - current.started_ms,
+            // A clock that stepped back scores as an instant answer, never a panic.
+            now.saturating_sub(current.started_ms),
             question.time_limit_ms,
         );
         current.answered += 1;
@@ -332,7 +340,7 @@ impl Quiz {
         }
     }
 
-    /// Every player's score, highest first; ties in join order.
+    /// Every player's score, highest first; ties in join order (lower id first).
     pub fn scores(&self) -> Vec<(PlayerId, u64)> {
         let mut all: Vec<(PlayerId, u64)> = self
             .players
@@ -446,23 +454,13 @@ impl Quiz {
     }
 
     fn top(&self, scores: &[(PlayerId, u64)]) -> Vec<Standing> {
-        let mut rank = 0;
-        let mut last = None;
-        scores
-            .iter()
+        ranked(scores)
             .take(LEADERBOARD_SIZE)
-            .enumerate()
-            .map(|(i, (id, score))| {
-                if last != Some(*score) {
-                    rank = i as u32 + 1;
-                    last = Some(*score);
-                }
-                Standing {
-                    player_id: *id,
-                    nickname: self.players[(*id - 1) as usize].nickname.clone(),
-                    score: *score,
-                    rank,
-                }
+            .map(|(id, score, rank)| Standing {
+                player_id: id,
+                nickname: self.players[(id - 1) as usize].nickname.clone(),
+                score,
+                rank,
             })
             .collect()
     }

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::{Millis, PlayerId};
+use crate::{Event, Millis, PlayerId};
 
 /// How many players a leaderboard shows.
 pub const LEADERBOARD_SIZE: usize = 10;
@@ -33,9 +33,119 @@ pub fn rank_of(score: u64, scores_desc: &[u64]) -> u32 {
     scores_desc.partition_point(|s| *s > score) as u32 + 1
 }
 
+/// Each player's score and rank from every score of a quiz, highest first
+/// (as [`crate::Quiz::scores`] gives them): `(player, score, rank)`, equal
+/// scores sharing a rank as in [`rank_of`].
+pub fn ranked(scores_desc: &[(PlayerId, u64)]) -> impl Iterator<Item = (PlayerId, u64, u32)> + '_ {
+    let mut rank = 0;
+    scores_desc
+        .iter()
+        .enumerate()
+        .map(move |(i, (player, score))| {
+            if i == 0 || scores_desc[i - 1].1 != *score {
+                rank = i as u32 + 1;
+            }
+            (*player, *score, rank)
+        })
+}
+
+/// When players are sent their own `standing`: once per question, right after
+/// the leaderboard that follows its reveal, and once after the quiz ended.
+///
+/// Feed it every event of a quiz in sequence order; it says after which one
+/// standings are due. Scores cannot change between such an event and the next
+/// `question` event (answers to a closed question are late), so standings
+/// computed from scores read while the quiz's `seq` is still the due event's
+/// `seq` are exactly the standings at that event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StandingsGate {
+    after_reveal: bool,
+}
+
+/// Standings owed after the event with this `seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StandingsDue {
+    pub seq: u64,
+    /// After the quiz ended: every player gets its final standing, changed or not.
+    pub is_final: bool,
+}
+
+impl StandingsGate {
+    pub fn observe(&mut self, seq: u64, event: &Event) -> Option<StandingsDue> {
+        let due = match event {
+            Event::Leaderboard { .. } if self.after_reveal => Some(StandingsDue {
+                seq,
+                is_final: false,
+            }),
+            Event::QuizEnded { .. } => Some(StandingsDue {
+                seq,
+                is_final: true,
+            }),
+            _ => None,
+        };
+        self.after_reveal = matches!(event, Event::QuestionClosed { .. });
+        due
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::rank_of;
+    use super::*;
+    use crate::CloseReason;
+
+    #[test]
+    fn ranked_shares_ranks() {
+        let got: Vec<_> = ranked(&[(3, 900), (1, 900), (2, 500), (4, 0)]).collect();
+        assert_eq!(got, [(3, 900, 1), (1, 900, 1), (2, 500, 3), (4, 0, 4)]);
+    }
+
+    #[test]
+    fn standings_follow_the_reveal_leaderboard_and_the_end() {
+        let lb = Event::Leaderboard {
+            top: vec![],
+            players: 1,
+            answered: None,
+        };
+        let closed = Event::QuestionClosed {
+            index: 0,
+            correct: 0,
+            distribution: vec![],
+            answered: 0,
+            reason: CloseReason::Deadline,
+        };
+        let started = Event::QuestionStarted {
+            index: 0,
+            started_ms: 0,
+            deadline_ms: 1,
+        };
+        let ended = Event::QuizEnded {
+            top: vec![],
+            players: 1,
+        };
+        let mut gate = StandingsGate::default();
+        let seen: Vec<_> = [
+            &lb, &started, &lb, &closed, &lb, &lb, &started, &closed, &ended,
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, e)| gate.observe(i as u64 + 1, e))
+        .collect();
+        let due = |seq, is_final| Some(StandingsDue { seq, is_final });
+        assert_eq!(
+            seen,
+            [
+                None,
+                None,
+                None,
+                None,
+                due(5, false),
+                None,
+                None,
+                None,
+                due(9, true)
+            ]
+        );
+    }
 
     #[test]
     fn big_quizzes_get_leaderboards_less_often() {

@@ -197,16 +197,23 @@ impl Connection {
     }
 
     async fn on_frame(&mut self, bytes: &[u8]) -> Step {
+        // Decoded before the rate limit (decoding is bounded by the frame size)
+        // so that even a `rate_limited` error can echo the frame's `rid`.
+        let decoded = quizgate_protocol::decode(self.encoding, bytes);
         if !self.bucket.take() {
             self.rate_limited += 1;
             if self.rate_limited > MAX_RATE_LIMITED {
                 return Step::Close(CloseCode::PolicyViolation);
             }
+            let rid = match &decoded {
+                Ok(frame) => frame.rid(),
+                Err(e) => e.rid(),
+            };
             return self
-                .error(ErrorCode::RateLimited, "too many frames: slow down", None)
+                .error(ErrorCode::RateLimited, "too many frames: slow down", rid)
                 .await;
         }
-        let frame = match quizgate_protocol::decode(self.encoding, bytes) {
+        let frame = match decoded {
             Ok(frame) => frame,
             Err(e) => {
                 self.node
@@ -218,7 +225,7 @@ impl Connection {
                 if self.bad_frames > MAX_BAD_FRAMES {
                     return Step::Close(CloseCode::PolicyViolation);
                 }
-                return self.error(e.code(), e.to_string(), None).await;
+                return self.error(e.code(), e.to_string(), e.rid()).await;
             }
         };
         self.node
@@ -250,7 +257,12 @@ impl Connection {
                 last_seq,
                 rid,
             } => self.on_resume(&token, last_seq, rid).await,
-            ClientFrame::Host { code, token, rid } => self.on_host(&code, &token, rid).await,
+            ClientFrame::Host {
+                code,
+                token,
+                last_seq,
+                rid,
+            } => self.on_host(&code, &token, last_seq, rid).await,
             ClientFrame::Answer {
                 question,
                 choice,
@@ -346,29 +358,11 @@ impl Connection {
             Ok(ResumeResult::Resumed { session, missed }) => {
                 room.set_player(self.id, session.player_id);
                 self.state = State::Player(session.player_id);
-                let resumed = missed.is_some();
                 let mut welcome = Self::welcome(&room, Role::Player, session.snapshot, rid);
                 welcome.player_id = Some(session.player_id);
-                welcome.resumed = Some(resumed);
-                match self.send_welcome(welcome).await {
-                    Step::Continue => {}
-                    other => return other,
-                }
-                for ev in missed
-                    .unwrap_or_default()
-                    .iter()
-                    .filter(|ev| ev.seq > last_seq)
-                {
-                    let msg = encode(self.encoding, &event_frame(&room.definition, ev));
-                    if !self.write(|ws| ws.feed(msg)).await {
-                        return Step::End;
-                    }
-                }
-                if self.write(|ws| ws.flush()).await {
-                    Step::Continue
-                } else {
-                    Step::End
-                }
+                welcome.resumed = Some(missed.is_some());
+                self.send_welcome_and_missed(welcome, missed, last_seq)
+                    .await
             }
             Ok(ResumeResult::InvalidToken) => {
                 self.leave();
@@ -386,7 +380,13 @@ impl Connection {
         }
     }
 
-    async fn on_host(&mut self, code: &str, token: &str, rid: Option<u64>) -> Step {
+    async fn on_host(
+        &mut self,
+        code: &str,
+        token: &str,
+        last_seq: Option<u64>,
+        rid: Option<u64>,
+    ) -> Step {
         let code = match self.join_code(code, rid).await {
             Ok(code) => code,
             Err(step) => return step,
@@ -395,10 +395,16 @@ impl Connection {
             Ok(room) => room,
             Err(step) => return step,
         };
-        match self.node.call(self.node.backplane.host(&code, token)).await {
-            Ok(Some(snapshot)) => {
+        match self
+            .node
+            .call(self.node.backplane.host(&code, token, last_seq))
+            .await
+        {
+            Ok(Some(hosted)) => {
                 self.state = State::Host;
-                self.send_welcome(Self::welcome(&room, Role::Host, snapshot, rid))
+                let mut welcome = Self::welcome(&room, Role::Host, hosted.snapshot, rid);
+                welcome.resumed = last_seq.map(|_| hosted.missed.is_some());
+                self.send_welcome_and_missed(welcome, hosted.missed, last_seq.unwrap_or(0))
                     .await
             }
             Ok(None) => {
@@ -410,6 +416,38 @@ impl Connection {
                 self.leave();
                 self.backplane_error(&e, rid).await
             }
+        }
+    }
+
+    /// A reconnecting client's welcome, then the events it missed (after
+    /// `last_seq`), in order, before anything else queued for it.
+    async fn send_welcome_and_missed(
+        &mut self,
+        welcome: Welcome,
+        missed: quizgate_backplane::Missed,
+        last_seq: u64,
+    ) -> Step {
+        let Some(room) = self.room.clone() else {
+            return Step::Close(CloseCode::InternalError);
+        };
+        match self.send_welcome(welcome).await {
+            Step::Continue => {}
+            other => return other,
+        }
+        for ev in missed
+            .unwrap_or_default()
+            .iter()
+            .filter(|ev| ev.seq > last_seq)
+        {
+            let msg = encode(self.encoding, &event_frame(&room.definition, ev));
+            if !self.write(|ws| ws.feed(msg)).await {
+                return Step::End;
+            }
+        }
+        if self.write(|ws| ws.flush()).await {
+            Step::Continue
+        } else {
+            Step::End
         }
     }
 

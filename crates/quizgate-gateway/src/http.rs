@@ -82,7 +82,16 @@ fn admin(node: &Node, req: &Request<Incoming>) -> Reply {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/readyz") if node.is_ready() => text(StatusCode::OK, "ready\n"),
-        (&Method::GET, "/readyz") => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+        (&Method::GET, "/readyz") => {
+            let why = node
+                .backplane
+                .not_ready_reason()
+                .unwrap_or_else(|| "starting or draining".into());
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("not ready: {why}\n"),
+            )
+        }
         (&Method::GET, "/metrics") => {
             let mut resp = text(StatusCode::OK, &node.metrics.render());
             resp.headers_mut().insert(
@@ -147,15 +156,12 @@ async fn create_quiz(node: &Node, req: Request<Incoming>) -> Reply {
             );
         }
     };
-    let def: QuizDefinition = match serde_json::from_slice(&body) {
+    let def = match parse_definition(&body) {
         Ok(def) => def,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_json", &e.to_string()),
+        Err(reply) => return reply,
     };
     if let Err(DomainError::InvalidDefinition { field, reason }) = def.validate() {
-        return json_reply(
-            StatusCode::BAD_REQUEST,
-            &json!({"error": "invalid_definition", "field": field, "message": format!("{field}: {reason}")}),
-        );
+        return invalid_definition(&field, &reason);
     }
     match node.call(node.backplane.create_quiz(def)).await {
         Ok(created) => {
@@ -170,6 +176,58 @@ async fn create_quiz(node: &Node, req: Request<Incoming>) -> Reply {
             error(StatusCode::SERVICE_UNAVAILABLE, code.as_str(), message)
         }
     }
+}
+
+/// Reads a definition: bad JSON is `invalid_json`; JSON of the wrong shape (a
+/// wrong type or sign, an unknown or missing field) is `invalid_definition`
+/// naming the field, as the domain's range checks do.
+// The error is the reply itself, made once per bad request: its size is no cost.
+#[allow(clippy::result_large_err)]
+fn parse_definition(body: &[u8]) -> Result<QuizDefinition, Reply> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let def = serde_path_to_error::deserialize::<_, QuizDefinition>(&mut de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let field = if field == "." {
+                    "definition".to_owned()
+                } else {
+                    field
+                };
+                invalid_definition(&field, &plain_words(&inner.to_string()))
+            }
+            _ => error(StatusCode::BAD_REQUEST, "invalid_json", &inner.to_string()),
+        }
+    })?;
+    de.end()
+        .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_json", &e.to_string()))?;
+    Ok(def)
+}
+
+fn invalid_definition(field: &str, reason: &str) -> Reply {
+    json_reply(
+        StatusCode::BAD_REQUEST,
+        &json!({"error": "invalid_definition", "field": field, "message": format!("{field}: {reason}")}),
+    )
+}
+
+/// serde's messages in a client author's words: no Rust types, no positions.
+fn plain_words(message: &str) -> String {
+    let message = message.split(" at line ").next().unwrap_or(message);
+    [
+        ("u8", "an integer from 0 to 255"),
+        ("u16", "an integer from 0 to 65535"),
+        ("u32", "an integer from 0 to 4294967295"),
+        ("u64", "an integer from 0 to 18446744073709551615"),
+        ("a sequence", "an array"),
+        ("struct QuizDefinition", "an object"),
+        ("struct Question", "an object"),
+    ]
+    .iter()
+    .fold(message.to_owned(), |m, (rust, words)| {
+        m.replace(&format!("expected {rust}"), &format!("expected {words}"))
+    })
 }
 
 fn text(status: StatusCode, body: &str) -> Reply {

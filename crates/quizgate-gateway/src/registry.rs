@@ -9,7 +9,10 @@ use std::time::Instant;
 
 use dashmap::DashMap;
 use quizgate_backplane::{Backplane, BackplaneError, EventSink};
-use quizgate_domain::{Event, JoinCode, Millis, Phase, PlayerId, QuizDefinition, Sequenced};
+use quizgate_domain::{
+    Event, JoinCode, Millis, Phase, PlayerId, QuizDefinition, Sequenced, StandingsDue,
+    StandingsGate, ranked,
+};
 use quizgate_protocol::{CloseCode, Encoding, QuizView, ServerFrame};
 use quizgate_telemetry::Metrics;
 use tokio::sync::mpsc::error::TrySendError;
@@ -119,12 +122,9 @@ pub(crate) struct Room {
     open_question: Mutex<Option<(u16, Millis)>>,
     /// Something changed here that a leaderboard should show.
     dirty: AtomicBool,
-    /// A question has been asked: before that every score is 0 and a
-    /// leaderboard changes nobody's standing (a mass join sends none).
-    started: AtomicBool,
-    standings_due: AtomicBool,
-    /// The quiz ended: the next standings go to every player, changed or not.
-    final_standings: AtomicBool,
+    /// The domain's rule for when standings are owed, fed every event.
+    standings_gate: Mutex<StandingsGate>,
+    standings_due: Mutex<Option<StandingsDue>>,
     last_leaderboard: Mutex<Option<Instant>>,
     empty_since: Mutex<Option<Instant>>,
 }
@@ -140,9 +140,8 @@ impl Room {
             subscribed: OnceCell::new(),
             open_question: Mutex::new(None),
             dirty: AtomicBool::new(false),
-            started: AtomicBool::new(false),
-            standings_due: AtomicBool::new(false),
-            final_standings: AtomicBool::new(false),
+            standings_gate: Mutex::new(StandingsGate::default()),
+            standings_due: Mutex::new(None),
             last_leaderboard: Mutex::new(None),
             empty_since: Mutex::new(Some(Instant::now())),
         }
@@ -168,8 +167,8 @@ impl Room {
         true
     }
 
-    pub(crate) fn take_standings_due(&self) -> bool {
-        self.standings_due.swap(false, Ordering::Relaxed)
+    pub(crate) fn take_standings_due(&self) -> Option<StandingsDue> {
+        lock(&self.standings_due).take()
     }
 
     /// The open question's index if its deadline has passed by `now`.
@@ -198,27 +197,22 @@ impl Room {
         }
     }
 
-    /// Sends each player member its score and rank if they changed since the
-    /// last time (after the end: to everyone). `scores` is every player's score,
-    /// highest first. Standings are superseded by the next ones, so a full
-    /// queue skips one.
-    pub(crate) fn send_standings(&self, scores: &[(PlayerId, u64)]) {
-        let everyone = self.final_standings.load(Ordering::Relaxed);
-        let mut by_player = HashMap::with_capacity(scores.len());
-        let mut rank = 0;
-        for (i, (player, score)) in scores.iter().enumerate() {
-            if i == 0 || scores[i - 1].1 != *score {
-                rank = i as u32 + 1;
-            }
-            by_player.insert(*player, (*score, rank));
-        }
+    /// Sends each player member its score and rank (see
+    /// [`quizgate_domain::StandingsGate`]) if they changed since the last one
+    /// it was sent; with `is_final`, to everyone. `scores` is every player's
+    /// score, highest first. A full queue skips one: the member is already
+    /// being evicted or will get the next.
+    pub(crate) fn send_standings(&self, scores: &[(PlayerId, u64)], is_final: bool) {
+        let by_player: HashMap<PlayerId, (u64, u32)> = ranked(scores)
+            .map(|(player, score, rank)| (player, (score, rank)))
+            .collect();
         let players = scores.len() as u32;
         for m in self.read().values() {
             let Some((score, rank)) = m.player.and_then(|p| by_player.get(&p)) else {
                 continue;
             };
             let packed = (*score << 32) | u64::from(*rank);
-            if m.last_standing.swap(packed, Ordering::Relaxed) != packed || everyone {
+            if m.last_standing.swap(packed, Ordering::Relaxed) != packed || is_final {
                 let frame = ServerFrame::Standing {
                     score: *score,
                     rank: *rank,
@@ -233,9 +227,6 @@ impl Room {
     /// Learns the open question from a snapshot, so that a node that joins a
     /// quiz mid-question still fires its deadline.
     pub(crate) fn observe_view(&self, view: &QuizView) {
-        if view.phase != Phase::Lobby {
-            self.started.store(true, Ordering::Relaxed);
-        }
         if let (Phase::Question, Some(q)) = (view.phase, &view.question) {
             let mut open = lock(&self.open_question);
             if open.is_none_or(|(index, _)| index <= q.index) {
@@ -244,25 +235,18 @@ impl Room {
         }
     }
 
-    fn observe(&self, event: &Event) {
-        match event {
+    fn observe(&self, event: &Sequenced) {
+        match &event.event {
             Event::QuestionStarted {
                 index, deadline_ms, ..
-            } => {
-                self.started.store(true, Ordering::Relaxed);
-                *lock(&self.open_question) = Some((*index, *deadline_ms));
-            }
-            Event::QuestionClosed { .. } => *lock(&self.open_question) = None,
-            Event::Leaderboard { .. } => {
-                if self.started.load(Ordering::Relaxed) {
-                    self.standings_due.store(true, Ordering::Relaxed);
-                }
-            }
-            Event::QuizEnded { .. } => {
+            } => *lock(&self.open_question) = Some((*index, *deadline_ms)),
+            Event::QuestionClosed { .. } | Event::QuizEnded { .. } => {
                 *lock(&self.open_question) = None;
-                self.final_standings.store(true, Ordering::Relaxed);
-                self.standings_due.store(true, Ordering::Relaxed);
             }
+            Event::Leaderboard { .. } => {}
+        }
+        if let Some(due) = lock(&self.standings_gate).observe(event.seq, &event.event) {
+            *lock(&self.standings_due) = Some(due);
         }
     }
 
@@ -409,7 +393,7 @@ impl EventSink for Registry {
         let Some(room) = self.get(quiz) else { return };
         let started = Instant::now();
         self.metrics.events.inc();
-        room.observe(&event.event);
+        room.observe(&event);
         let shared = Arc::new(SharedEvent::new(crate::view::event_frame(
             &room.definition,
             &event,
@@ -499,6 +483,13 @@ mod tests {
         bp.command(&quiz.code, HostCommand::Skip)
             .await
             .expect("skip"); // seq 2, 3
+        // Delivery runs on the backplane's own task: wait for it.
+        for _ in 0..1_000 {
+            if slow_flag.load(Ordering::SeqCst) == EVICT_SLOW {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
         assert_eq!(slow_flag.load(Ordering::SeqCst), EVICT_SLOW);
         assert!(matches!(slow_rx.recv().await, Some(Outbound::Event(e)) if e.seq == 1));
         assert!(
@@ -534,17 +525,23 @@ mod tests {
             .expect("attach")
             .expect("room");
         room.set_player(1, 2);
-        room.send_standings(&[(1, 50), (2, 50), (3, 10)]);
+        room.send_standings(&[(1, 50), (2, 50), (3, 10)], false);
         assert_eq!(
             next_direct(&mut rx),
             r#"{"t":"standing","score":50,"rank":1,"players":3}"#
         );
-        room.send_standings(&[(1, 60), (2, 50), (3, 10)]);
+        room.send_standings(&[(1, 60), (2, 50), (3, 10)], false);
         assert_eq!(
             next_direct(&mut rx),
             r#"{"t":"standing","score":50,"rank":2,"players":3}"#
         );
-        room.send_standings(&[(1, 70), (2, 50), (3, 10)]);
+        room.send_standings(&[(1, 70), (2, 50), (3, 10)], false);
         assert!(rx.try_recv().is_err(), "unchanged standing is not resent");
+        room.send_standings(&[(1, 70), (2, 50), (3, 10)], true);
+        assert_eq!(
+            next_direct(&mut rx),
+            r#"{"t":"standing","score":50,"rank":2,"players":3}"#,
+            "the final standing goes out changed or not"
+        );
     }
 }

@@ -49,6 +49,7 @@ impl Server {
                     idle_ttl_ms: idle_ttl.as_millis() as u64,
                     ended_ttl_ms: ended_ttl.as_millis() as u64,
                     log_capacity: *log_capacity,
+                    max_players: quizgate_domain::MAX_PLAYERS,
                 },
             )),
             BackplaneConfig::Redis {
@@ -65,6 +66,8 @@ impl Server {
                     ended_ttl_ms: ended_ttl.as_millis() as u64,
                     log_capacity: *log_capacity,
                     command_timeout: *command_timeout,
+                    max_players: quizgate_domain::MAX_PLAYERS,
+                    clock: None,
                 };
                 let connect = RedisBackplane::connect(redis, registry.clone());
                 match tokio::time::timeout(

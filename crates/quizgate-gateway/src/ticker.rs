@@ -57,9 +57,16 @@ async fn tend(node: &Node, room: &Arc<Room>) {
             }
         }
     }
-    if room.take_standings_due() {
+    if let Some(due) = room.take_standings_due() {
         match bp.scores(&room.code).await {
-            Ok(Some(scores)) => room.send_standings(&scores),
+            // Standings as of the due event: nothing has happened since.
+            Ok(Some(scores)) if scores.seq == due.seq => {
+                room.send_standings(&scores.desc, due.is_final);
+            }
+            // The next question already started: its reveal brings the next standings.
+            Ok(Some(scores)) => {
+                tracing::debug!(quiz = %room.code, due = due.seq, seq = scores.seq, "standings overtaken");
+            }
             Ok(None) => node.registry.remove_gone(&room.code),
             Err(e) => {
                 node.backplane_error(&e);

@@ -1,7 +1,6 @@
 use bytes::Bytes;
-use serde::Deserialize;
 
-use crate::frame::CLIENT_TYPES;
+use crate::fields::{self, Value};
 use crate::{ClientFrame, ErrorCode, ServerFrame};
 
 /// Subprotocol for JSON text frames (the default when a client names none).
@@ -44,53 +43,185 @@ impl Encoding {
     }
 }
 
-/// Why a client frame could not be read; each maps to an [`ErrorCode`].
+/// Why a client frame could not be read; each maps to an [`ErrorCode`]. The
+/// frame's `rid`, when it had a valid one, is kept so the error can echo it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
-    #[error("frame is not an object with a string field \"t\": {0}")]
-    Malformed(String),
-    #[error("unknown frame type {0:?}")]
-    UnknownType(String),
+    #[error(
+        "{reason}: a frame is one object (MessagePack: map with string keys) with a string field \"t\""
+    )]
+    Malformed { reason: String, rid: Option<u64> },
+    #[error("unknown frame type {t:?}")]
+    UnknownType { t: String, rid: Option<u64> },
     #[error("invalid {kind:?} frame: {reason}")]
-    Invalid { kind: String, reason: String },
+    Invalid {
+        kind: &'static str,
+        reason: String,
+        rid: Option<u64>,
+    },
 }
 
 impl DecodeError {
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Malformed(_) => ErrorCode::MalformedFrame,
-            Self::UnknownType(_) => ErrorCode::UnknownType,
+            Self::Malformed { .. } => ErrorCode::MalformedFrame,
+            Self::UnknownType { .. } => ErrorCode::UnknownType,
             Self::Invalid { .. } => ErrorCode::InvalidFrame,
         }
     }
-}
 
-#[derive(Deserialize)]
-struct TypeOnly {
-    t: String,
-}
-
-fn from_slice<'a, T: Deserialize<'a>>(encoding: Encoding, bytes: &'a [u8]) -> Result<T, String> {
-    match encoding {
-        Encoding::Json => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
-        Encoding::MsgPack => rmp_serde::from_slice(bytes).map_err(|e| e.to_string()),
+    /// The `rid` of the frame that could not be read, if it carried a valid one.
+    pub fn rid(&self) -> Option<u64> {
+        match self {
+            Self::Malformed { rid, .. }
+            | Self::UnknownType { rid, .. }
+            | Self::Invalid { rid, .. } => *rid,
+        }
     }
 }
 
+/// Largest `rid`: JavaScript numbers are exact up to 2^53.
+pub const MAX_RID: u64 = 1 << 53;
+
 /// Reads one client frame. Fields the server does not know are ignored, so
-/// clients may add their own.
+/// clients may add their own. Both encodings follow the same rules (see
+/// `fields.rs`); what each frame needs is the table in [`build`].
 pub fn decode(encoding: Encoding, bytes: &[u8]) -> Result<ClientFrame, DecodeError> {
-    from_slice(encoding, bytes).or_else(|reason| {
-        // Only on failure: find out what kind of failure it was.
-        let kind = from_slice::<TypeOnly>(encoding, bytes)
-            .map_err(DecodeError::Malformed)?
-            .t;
-        if CLIENT_TYPES.contains(&kind.as_str()) {
-            Err(DecodeError::Invalid { kind, reason })
-        } else {
-            Err(DecodeError::UnknownType(kind))
+    let fields = match encoding {
+        Encoding::Json => fields::from_json(bytes),
+        Encoding::MsgPack => fields::from_msgpack(bytes),
+    }
+    .map_err(|reason| DecodeError::Malformed { reason, rid: None })?;
+    let mut frame = Frame {
+        fields,
+        kind: "",
+        rid: None,
+    };
+    // rid first, so that every later error can echo it.
+    frame.rid = frame.uint_opt("rid", MAX_RID).ok().flatten();
+    let t = match frame.get("t") {
+        Some(Value::Str(t)) => t.clone(),
+        Some(other) => {
+            return Err(DecodeError::Malformed {
+                reason: format!("\"t\" is {}", other.kind()),
+                rid: frame.rid,
+            });
         }
+        None => {
+            return Err(DecodeError::Malformed {
+                reason: "no field \"t\"".into(),
+                rid: frame.rid,
+            });
+        }
+    };
+    build(&mut frame, &t)
+}
+
+/// What each client frame needs, in one place.
+fn build(f: &mut Frame, t: &str) -> Result<ClientFrame, DecodeError> {
+    f.kind = match t {
+        "join" => "join",
+        "resume" => "resume",
+        "host" => "host",
+        "answer" => "answer",
+        "start" => "start",
+        "next" => "next",
+        "skip" => "skip",
+        "end" => "end",
+        "ping" => "ping",
+        _ => {
+            return Err(DecodeError::UnknownType {
+                t: t.to_owned(),
+                rid: f.rid,
+            });
+        }
+    };
+    let rid = f.uint_opt("rid", MAX_RID)?;
+    Ok(match f.kind {
+        "join" => ClientFrame::Join {
+            code: f.string("code")?,
+            nickname: f.string("nickname")?,
+            rid,
+        },
+        "resume" => ClientFrame::Resume {
+            token: f.string("token")?,
+            last_seq: f.uint("last_seq", u64::MAX)?,
+            rid,
+        },
+        "host" => ClientFrame::Host {
+            code: f.string("code")?,
+            token: f.string("token")?,
+            last_seq: f.uint_opt("last_seq", u64::MAX)?,
+            rid,
+        },
+        "answer" => ClientFrame::Answer {
+            question: f.uint("question", u64::from(u16::MAX))? as u16,
+            choice: f.uint("choice", u64::from(u8::MAX))? as u8,
+            rid,
+        },
+        "start" => ClientFrame::Start { rid },
+        "next" => ClientFrame::Next { rid },
+        "skip" => ClientFrame::Skip { rid },
+        "end" => ClientFrame::End { rid },
+        _ => ClientFrame::Ping { rid },
     })
+}
+
+/// A frame's fields while it is being built.
+struct Frame {
+    fields: fields::Fields,
+    kind: &'static str,
+    rid: Option<u64>,
+}
+
+impl Frame {
+    /// The last value of a field (as JSON parsers keep the last duplicate).
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.fields
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+
+    fn invalid(&self, reason: String) -> DecodeError {
+        DecodeError::Invalid {
+            kind: self.kind,
+            reason,
+            rid: self.rid,
+        }
+    }
+
+    fn string(&mut self, name: &str) -> Result<String, DecodeError> {
+        match self.get(name) {
+            Some(Value::Str(s)) => Ok(s.clone()),
+            Some(other) => {
+                Err(self.invalid(format!("\"{name}\" must be a string, got {}", other.kind())))
+            }
+            None => Err(self.invalid(format!("\"{name}\" is missing: a string"))),
+        }
+    }
+
+    fn uint(&mut self, name: &str, max: u64) -> Result<u64, DecodeError> {
+        self.uint_opt(name, max)?.ok_or_else(|| {
+            self.invalid(format!("\"{name}\" is missing: an integer from 0 to {max}"))
+        })
+    }
+
+    /// An optional unsigned integer; `null` counts as absent.
+    fn uint_opt(&mut self, name: &str, max: u64) -> Result<Option<u64>, DecodeError> {
+        match self.get(name) {
+            None | Some(Value::Nil) => Ok(None),
+            Some(Value::Int(n)) if (0..=i128::from(max)).contains(n) => Ok(Some(*n as u64)),
+            Some(Value::Int(n)) => Err(self.invalid(format!(
+                "\"{name}\" must be an integer from 0 to {max}, got {n}"
+            ))),
+            Some(other) => Err(self.invalid(format!(
+                "\"{name}\" must be an integer from 0 to {max}, got {}",
+                other.kind()
+            ))),
+        }
+    }
 }
 
 /// Writes one server frame. MessagePack writes structs as maps with string keys
@@ -160,7 +291,17 @@ mod tests {
                 ClientFrame::Host {
                     code: "ABC234".into(),
                     token: "h".into(),
+                    last_seq: None,
                     rid: Some(9),
+                },
+            ),
+            (
+                serde_json::json!({"t": "host", "code": "ABC234", "token": "h", "last_seq": 4}),
+                ClientFrame::Host {
+                    code: "ABC234".into(),
+                    token: "h".into(),
+                    last_seq: Some(4),
+                    rid: None,
                 },
             ),
             (

@@ -20,10 +20,13 @@ pub enum ClientFrame {
         last_seq: u64,
         rid: Option<u64>,
     },
-    /// Act as the host of a quiz.
+    /// Act as the host of a quiz. With `last_seq`, a host reconnecting: the
+    /// events after it follow the welcome, as on a player's `resume`.
     Host {
         code: String,
         token: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_seq: Option<u64>,
         rid: Option<u64>,
     },
     Answer {
@@ -47,11 +50,6 @@ pub enum ClientFrame {
         rid: Option<u64>,
     },
 }
-
-/// Every `t` a client may send.
-pub(crate) const CLIENT_TYPES: &[&str] = &[
-    "join", "resume", "host", "answer", "start", "next", "skip", "end", "ping",
-];
 
 impl ClientFrame {
     pub fn rid(&self) -> Option<u64> {

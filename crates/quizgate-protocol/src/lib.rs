@@ -7,10 +7,13 @@
 mod close;
 mod codec;
 mod error;
+mod fields;
 mod frame;
 
 pub use close::{CloseCode, CloseGroup};
-pub use codec::{DecodeError, Encoding, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, decode, encode};
+pub use codec::{
+    DecodeError, Encoding, MAX_RID, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, decode, encode,
+};
 pub use error::ErrorCode;
 pub use frame::{
     AnswerResult, AnswerStatus, ClientFrame, QuestionView, QuizView, Role, ServerFrame, Welcome,

@@ -1,7 +1,9 @@
--- ARGV 7: player id  8: question index  9: choice
+-- arg 1: player id  2: question index  3: choice
+-- Reply: {'not_found'} | {'duplicate', record} | {'wrong_phase'} | {'late'} | {'invalid_choice'} | {'accepted', record}
 -- Dedupe, deadline by Redis's clock, score, record and acknowledge: one atomic step.
 if redis.call('EXISTS', META) == 0 then return {'not_found'} end
-local pid, idx, choice = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
+refresh()
+local pid, idx, choice = arg(1), tonumber(arg(2)), tonumber(arg(3))
 if redis.call('HEXISTS', PLAYERS, pid) == 0 then return {'not_found'} end
 local akey = pid .. ':' .. int(idx)
 local rec = redis.call('HGET', ANSWERS, akey)

@@ -1,7 +1,9 @@
--- ARGV 7: start | next | skip | end
+-- arg 1: start | next | skip | end
+-- Reply: 'not_found' | 'wrong_phase' | 'done'
 if redis.call('EXISTS', META) == 0 then return 'not_found' end
+refresh()
 local now = now_ms()
-local phase, cmd = redis.call('HGET', META, 'phase'), ARGV[7]
+local phase, cmd = redis.call('HGET', META, 'phase'), arg(1)
 if cmd == 'start' and phase == 'lobby' then
   ask(now, 0)
 elseif cmd == 'next' and phase == 'reveal' then
@@ -17,5 +19,5 @@ elseif cmd == 'end' and phase == 'question' then
 else
   return 'wrong_phase'
 end
-touch(redis.call('HGET', META, 'phase') == 'ended')
+refresh()
 return 'done'

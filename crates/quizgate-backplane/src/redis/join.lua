@@ -1,15 +1,16 @@
--- ARGV 7: nickname  8: nickname key (case-folded)  9: session secret  10: max players
+-- arg 1: nickname  2: nickname key (case-folded)  3: session secret
+-- Reply: {'not_found'} | {'ended'} | {'full'} | {'taken'} | {'ok', player id, snapshot}
 if redis.call('EXISTS', META) == 0 then return {'not_found'} end
+refresh()
 local m = redis.call('HMGET', META, 'phase', 'players')
 if m[1] == 'ended' then return {'ended'} end
-if tonumber(m[2]) >= tonumber(ARGV[10]) then return {'full'} end
-if redis.call('HEXISTS', NICKS, ARGV[8]) == 1 then return {'taken'} end
+if tonumber(m[2]) >= MAX_PLAYERS then return {'full'} end
+if redis.call('HEXISTS', NICKS, arg(2)) == 1 then return {'taken'} end
 local id = redis.call('HINCRBY', META, 'players', 1)
-redis.call('HSET', NICKS, ARGV[8], id)
-redis.call('HSET', PLAYERS, id, ARGV[7])
-redis.call('HSET', SECRETS, id, ARGV[9])
+redis.call('HSET', NICKS, arg(2), id)
+redis.call('HSET', PLAYERS, id, arg(1))
+redis.call('HSET', SECRETS, id, arg(3))
 redis.call('ZADD', SCORES, 0, pad(id))
-if id <= 10 then top_changed() end
+if id <= TOP_SIZE then top_changed() end
 redis.call('HSET', META, 'lb_dirty', 1)
-touch(false)
 return {'ok', id, snapshot(id)}

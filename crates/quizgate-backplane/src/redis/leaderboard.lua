@@ -3,8 +3,9 @@ if redis.call('EXISTS', META) == 0 then return 'gone' end
 local m = redis.call('HMGET', META, 'lb_dirty', 'phase', 'lb_ms', 'players')
 if m[1] ~= '1' or m[2] == 'ended' then return 'clean' end
 local now, last = now_ms(), tonumber(m[3])
--- As quizgate_domain::leaderboard_interval: at most 20,000 deliveries/s per quiz.
-local interval = math.max(LB_INTERVAL, math.floor(tonumber(m[4]) * 1000 / 20000))
+-- As quizgate_domain::leaderboard_interval.
+local interval = math.max(LB_INTERVAL, math.floor(tonumber(m[4]) * 1000 / LB_BUDGET))
 if last >= 0 and now < last + interval then return 'soon' end
 push_leaderboard(now)
+refresh()
 return 'published'

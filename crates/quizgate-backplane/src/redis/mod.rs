@@ -9,6 +9,7 @@
 //! in order whatever Redis does, as long as the log still holds the events.
 
 mod keys;
+mod reply;
 mod subscriber;
 
 use std::collections::HashMap;
@@ -21,16 +22,17 @@ use fred::prelude::*;
 use fred::types::RespVersion;
 use fred::types::scripts::Script;
 use quizgate_domain::{
-    AnswerOutcome, AnswerRecord, CommandOutcome, HostCommand, JoinCode, JoinRefused, MAX_PLAYERS,
-    Millis, PlayerId, QuizDefinition, QuizSnapshot, Sequenced,
+    AnswerOutcome, CommandOutcome, HostCommand, JoinCode, JoinRefused, LEADERBOARD_DELIVERY_BUDGET,
+    LEADERBOARD_SIZE, MAX_PLAYERS, Millis, PlayerId, QuizDefinition,
 };
-use tokio_util::sync::{CancellationToken, DropGuard};
 
 use self::keys::QuizKeys;
+use self::reply::{Reply, corrupt};
+use crate::delivery::Supervised;
 use crate::token::{new_code, new_secret};
 use crate::{
-    Backplane, BackplaneError, Clock, CreatedQuiz, EventSink, JoinResult, Result, ResumeResult,
-    Session, SessionToken, SystemClock, Tick,
+    Backplane, BackplaneError, Clock, CreatedQuiz, EventSink, HostSession, JoinResult, Result,
+    ResumeResult, Scores, Session, SessionToken, SystemClock, Tick,
 };
 
 const PRELUDE: &str = include_str!("prelude.lua");
@@ -47,6 +49,28 @@ pub struct RedisConfig {
     pub log_capacity: usize,
     /// Each Redis command fails after this long (the client then gets `unavailable`).
     pub command_timeout: Duration,
+    /// Most players one quiz admits.
+    pub max_players: u32,
+    /// The clock that decides. `None` (the default, and the only sane setting in a
+    /// cluster) is Redis's own `TIME`; tests pass a manual clock, whose time
+    /// every script then uses instead.
+    pub clock: Option<Arc<dyn Clock>>,
+}
+
+impl RedisConfig {
+    /// The defaults of everything but the URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            leaderboard_interval_ms: 250,
+            idle_ttl_ms: 2 * 3600 * 1000,
+            ended_ttl_ms: 10 * 60 * 1000,
+            log_capacity: 10_000,
+            command_timeout: Duration::from_secs(2),
+            max_players: MAX_PLAYERS,
+            clock: None,
+        }
+    }
 }
 
 struct Scripts {
@@ -58,6 +82,7 @@ struct Scripts {
     answer: Script,
     close: Script,
     leaderboard: Script,
+    scores: Script,
 }
 
 impl Scripts {
@@ -72,6 +97,7 @@ impl Scripts {
             answer: s(include_str!("answer.lua")),
             close: s(include_str!("close.lua")),
             leaderboard: s(include_str!("leaderboard.lua")),
+            scores: s(include_str!("scores.lua")),
         }
     }
 }
@@ -99,8 +125,7 @@ pub struct RedisBackplane {
     shared: Arc<Shared>,
     scripts: Scripts,
     config: RedisConfig,
-    clock: SystemClock,
-    _stop: DropGuard,
+    subscriber: Supervised,
 }
 
 impl std::fmt::Debug for RedisBackplane {
@@ -113,10 +138,6 @@ impl std::fmt::Debug for RedisBackplane {
 
 fn unavailable(e: impl std::fmt::Display) -> BackplaneError {
     BackplaneError::Unavailable(e.to_string())
-}
-
-fn corrupt(what: impl std::fmt::Display) -> BackplaneError {
-    BackplaneError::Corrupt(what.to_string())
 }
 
 // === impl RedisBackplane ===
@@ -167,14 +188,15 @@ impl RedisBackplane {
             clustered,
             delivered: Mutex::new(HashMap::new()),
         });
-        let stop = CancellationToken::new();
-        tokio::spawn(subscriber::run(Arc::clone(&shared), stop.clone()));
+        let subscriber = Supervised::spawn("redis subscriber", {
+            let shared = Arc::clone(&shared);
+            move |stop| subscriber::run(shared, stop)
+        });
         Ok(Self {
             shared,
             scripts: Scripts::new(),
             config,
-            clock: SystemClock,
-            _stop: stop.drop_guard(),
+            subscriber,
         })
     }
 
@@ -182,7 +204,8 @@ impl RedisBackplane {
         QuizKeys::new(code)
     }
 
-    /// Runs a script with the quiz's keys and the common arguments first.
+    /// Runs a script with the quiz's keys and the common arguments first
+    /// (their order is documented in `prelude.lua`).
     async fn eval<R: FromValue>(
         &self,
         script: &Script,
@@ -202,6 +225,14 @@ impl RedisBackplane {
             (self.config.idle_ttl_ms as i64).into(),
             (self.config.ended_ttl_ms as i64).into(),
             (self.config.leaderboard_interval_ms as i64).into(),
+            self.config
+                .clock
+                .as_ref()
+                .map_or_else(String::new, |c| c.now_ms().to_string())
+                .into(),
+            i64::from(self.config.max_players).into(),
+            (LEADERBOARD_SIZE as i64).into(),
+            (LEADERBOARD_DELIVERY_BUDGET as i64).into(),
         ];
         all.extend(args);
         script
@@ -225,38 +256,7 @@ impl<C: ClientLike + Send + Sync> ClientLikeDyn for C {
     }
 }
 
-fn strings(v: Value) -> Vec<Value> {
-    match v {
-        Value::Array(items) => items,
-        other => vec![other],
-    }
-}
-
-fn text(v: &Value) -> Result<String> {
-    v.as_string()
-        .ok_or_else(|| corrupt(format!("expected a string, got {v:?}")))
-}
-
-fn snapshot(v: &Value) -> Result<QuizSnapshot> {
-    serde_json::from_str(&text(v)?).map_err(|e| corrupt(format!("snapshot: {e}")))
-}
-
-fn record(v: &Value) -> Result<AnswerRecord> {
-    let raw = text(v)?;
-    let mut parts = raw.split(':').map(str::parse::<u64>);
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(Ok(choice)), Some(Ok(points)), Some(Ok(total))) => Ok(AnswerRecord {
-            choice: choice as u8,
-            points: points as u32,
-            total,
-        }),
-        _ => Err(corrupt(format!("answer record {raw:?}"))),
-    }
-}
-
-pub(crate) fn parse_event(raw: &[u8]) -> Result<Sequenced> {
-    serde_json::from_slice(raw).map_err(|e| corrupt(format!("event: {e}")))
-}
+pub(crate) use self::reply::parse_event;
 
 #[async_trait]
 impl Backplane for RedisBackplane {
@@ -277,11 +277,15 @@ impl Backplane for RedisBackplane {
                     ],
                 )
                 .await?;
-            if created == 1 {
-                return Ok(CreatedQuiz {
-                    code,
-                    host_token: host,
-                });
+            match created {
+                1 => {
+                    return Ok(CreatedQuiz {
+                        code,
+                        host_token: host,
+                    });
+                }
+                0 => continue,
+                other => return Err(corrupt(format!("create: unknown reply {other}"))),
             }
         }
         Err(BackplaneError::Unavailable(
@@ -307,27 +311,12 @@ impl Backplane for RedisBackplane {
     async fn join(&self, code: &JoinCode, nickname: &str) -> Result<JoinResult> {
         let secret = new_secret();
         let key = quizgate_domain::nickname_key(nickname);
-        let reply: Value = self
-            .eval(
-                &self.scripts.join,
-                code,
-                vec![
-                    nickname.into(),
-                    key.into(),
-                    secret.clone().into(),
-                    i64::from(MAX_PLAYERS).into(),
-                ],
-            )
-            .await?;
-        let items = strings(reply);
-        Ok(match text(&items[0])?.as_str() {
+        let args = vec![nickname.into(), key.into(), secret.clone().into()];
+        let reply = Reply::new("join", self.eval(&self.scripts.join, code, args).await?)?;
+        Ok(match reply.tag()?.as_str() {
             "ok" => {
-                let player_id = items
-                    .get(1)
-                    .and_then(Value::as_i64)
-                    .ok_or_else(|| corrupt("join: player id"))?
-                    as PlayerId;
-                let snapshot = snapshot(items.get(2).ok_or_else(|| corrupt("join: snapshot"))?)?;
+                let player_id = PlayerId::try_from(reply.int(1)?)
+                    .map_err(|_| corrupt("join: player id out of range"))?;
                 let token = SessionToken {
                     code: code.clone(),
                     player_id,
@@ -338,13 +327,14 @@ impl Backplane for RedisBackplane {
                     code: code.clone(),
                     player_id,
                     token,
-                    snapshot,
+                    snapshot: reply.snapshot(2)?,
                 }))
             }
             "taken" => JoinResult::Refused(JoinRefused::NicknameTaken),
             "ended" => JoinResult::Refused(JoinRefused::QuizEnded),
             "full" => JoinResult::Refused(JoinRefused::QuizFull),
-            _ => JoinResult::NotFound,
+            "not_found" => JoinResult::NotFound,
+            _ => return reply.unknown(),
         })
     }
 
@@ -352,44 +342,52 @@ impl Backplane for RedisBackplane {
         let args = vec![
             i64::from(token.player_id).into(),
             token.secret.clone().into(),
-            (last_seq as i64).into(),
+            // As text: a u64 beyond i64 must still compare as larger than any seq.
+            last_seq.to_string().into(),
         ];
-        let items = strings(self.eval(&self.scripts.resume, &token.code, args).await?);
-        if text(&items[0])? != "ok" {
-            return Ok(ResumeResult::InvalidToken);
-        }
-        let snapshot = snapshot(items.get(1).ok_or_else(|| corrupt("resume: snapshot"))?)?;
-        let filled = items.get(2).and_then(Value::as_i64) == Some(1);
-        let missed = if filled {
-            let mut events = Vec::with_capacity(items.len().saturating_sub(3));
-            for v in &items[3..] {
-                events.push(Arc::new(parse_event(text(v)?.as_bytes())?));
+        let reply = Reply::new(
+            "resume",
+            self.eval(&self.scripts.resume, &token.code, args).await?,
+        )?;
+        match reply.tag()?.as_str() {
+            "ok" => {
+                let (snapshot, missed) = reply.welcome()?;
+                let session = Session {
+                    code: token.code.clone(),
+                    player_id: token.player_id,
+                    token: token.to_string(),
+                    snapshot,
+                };
+                Ok(ResumeResult::Resumed {
+                    session: Box::new(session),
+                    missed,
+                })
             }
-            Some(events)
-        } else {
-            None
-        };
-        let session = Session {
-            code: token.code.clone(),
-            player_id: token.player_id,
-            token: token.to_string(),
-            snapshot,
-        };
-        Ok(ResumeResult::Resumed {
-            session: Box::new(session),
-            missed,
-        })
+            "invalid" => Ok(ResumeResult::InvalidToken),
+            _ => reply.unknown(),
+        }
     }
 
-    async fn host(&self, code: &JoinCode, token: &str) -> Result<Option<QuizSnapshot>> {
-        let items = strings(
-            self.eval(&self.scripts.host, code, vec![token.into()])
+    async fn host(
+        &self,
+        code: &JoinCode,
+        token: &str,
+        last_seq: Option<u64>,
+    ) -> Result<Option<HostSession>> {
+        let last = last_seq.map_or_else(String::new, |l| l.to_string());
+        let reply = Reply::new(
+            "host",
+            self.eval(&self.scripts.host, code, vec![token.into(), last.into()])
                 .await?,
-        );
-        if text(&items[0])? != "ok" {
-            return Ok(None);
+        )?;
+        match reply.tag()?.as_str() {
+            "ok" => {
+                let (snapshot, missed) = reply.welcome()?;
+                Ok(Some(HostSession { snapshot, missed }))
+            }
+            "invalid" | "not_found" => Ok(None),
+            _ => reply.unknown(),
         }
-        snapshot(items.get(1).ok_or_else(|| corrupt("host: snapshot"))?).map(Some)
     }
 
     async fn command(&self, code: &JoinCode, cmd: HostCommand) -> Result<Option<CommandOutcome>> {
@@ -402,11 +400,12 @@ impl Backplane for RedisBackplane {
         let reply: String = self
             .eval(&self.scripts.command, code, vec![name.into()])
             .await?;
-        Ok(match reply.as_str() {
-            "done" => Some(CommandOutcome::Done),
-            "wrong_phase" => Some(CommandOutcome::WrongPhase),
-            _ => None,
-        })
+        match reply.as_str() {
+            "done" => Ok(Some(CommandOutcome::Done)),
+            "wrong_phase" => Ok(Some(CommandOutcome::WrongPhase)),
+            "not_found" => Ok(None),
+            other => Err(corrupt(format!("command: unknown reply {other:?}"))),
+        }
     }
 
     async fn answer(
@@ -421,38 +420,29 @@ impl Backplane for RedisBackplane {
             i64::from(question).into(),
             i64::from(choice).into(),
         ];
-        let items = strings(self.eval(&self.scripts.answer, code, args).await?);
-        let rec = || {
-            items
-                .get(1)
-                .ok_or_else(|| corrupt("answer: record"))
-                .and_then(record)
-        };
-        Ok(Some(match text(&items[0])?.as_str() {
-            "accepted" => AnswerOutcome::Accepted(rec()?),
-            "duplicate" => AnswerOutcome::Duplicate(rec()?),
-            "late" => AnswerOutcome::Late,
-            "wrong_phase" => AnswerOutcome::WrongPhase,
-            "invalid_choice" => AnswerOutcome::InvalidChoice,
-            _ => return Ok(None),
-        }))
+        Reply::new("answer", self.eval(&self.scripts.answer, code, args).await?)?.answer()
     }
 
     async fn close_if_due(&self, code: &JoinCode, index: u16) -> Result<bool> {
         let closed: i64 = self
             .eval(&self.scripts.close, code, vec![i64::from(index).into()])
             .await?;
-        Ok(closed == 1)
+        match closed {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(corrupt(format!("close: unknown reply {other}"))),
+        }
     }
 
     async fn leaderboard_if_due(&self, code: &JoinCode) -> Result<Tick> {
         let reply: String = self.eval(&self.scripts.leaderboard, code, vec![]).await?;
-        Ok(match reply.as_str() {
-            "published" => Tick::Published,
-            "soon" => Tick::TooSoon,
-            "gone" => Tick::Gone,
-            _ => Tick::Nothing,
-        })
+        match reply.as_str() {
+            "published" => Ok(Tick::Published),
+            "soon" => Ok(Tick::TooSoon),
+            "clean" => Ok(Tick::Nothing),
+            "gone" => Ok(Tick::Gone),
+            other => Err(corrupt(format!("leaderboard: unknown reply {other:?}"))),
+        }
     }
 
     async fn exists(&self, code: &JoinCode) -> Result<bool> {
@@ -463,33 +453,19 @@ impl Backplane for RedisBackplane {
             .map_err(unavailable)
     }
 
-    async fn scores(&self, code: &JoinCode) -> Result<Option<Vec<(PlayerId, u64)>>> {
-        let keys = self.keys(code);
-        let raw: Vec<(String, f64)> = self
-            .shared
-            .client
-            .zrange(keys.scores, 0, -1, None, false, None, true)
-            .await
-            .map_err(unavailable)?;
-        if raw.is_empty()
-            && !self
-                .shared
-                .client
-                .exists::<bool, _>(keys.meta)
-                .await
-                .map_err(unavailable)?
-        {
-            return Ok(None);
+    async fn scores(&self, code: &JoinCode) -> Result<Option<Scores>> {
+        let reply = Reply::new(
+            "scores",
+            self.eval(&self.scripts.scores, code, vec![]).await?,
+        )?;
+        match reply.tag()?.as_str() {
+            "ok" => {
+                let (seq, desc) = reply.scores()?;
+                Ok(Some(Scores { seq, desc }))
+            }
+            "not_found" => Ok(None),
+            _ => reply.unknown(),
         }
-        raw.into_iter()
-            .map(|(member, score)| {
-                member
-                    .parse::<PlayerId>()
-                    .map(|id| (id, (-score) as u64))
-                    .map_err(|_| corrupt(format!("score member {member:?}")))
-            })
-            .collect::<Result<Vec<_>>>()
-            .map(Some)
     }
 
     async fn subscribe(&self, code: &JoinCode) -> Result<()> {
@@ -506,10 +482,25 @@ impl Backplane for RedisBackplane {
     }
 
     fn is_ready(&self) -> bool {
-        self.shared.client.is_connected() && self.shared.subscriber.is_connected()
+        self.not_ready_reason().is_none()
+    }
+
+    fn not_ready_reason(&self) -> Option<String> {
+        if let Some(end) = self.subscriber.end() {
+            Some(format!("redis subscriber ended: {end}"))
+        } else if !self.shared.client.is_connected() {
+            Some("redis command connection down".into())
+        } else if !self.shared.subscriber.is_connected() {
+            Some("redis subscriber connection down".into())
+        } else {
+            None
+        }
     }
 
     fn now_ms(&self) -> Millis {
-        self.clock.now_ms()
+        match &self.config.clock {
+            Some(clock) => clock.now_ms(),
+            None => SystemClock.now_ms(),
+        }
     }
 }

@@ -1,27 +1,43 @@
--- Shared by every quizgate script. The rules mirror quizgate-domain's Quiz;
--- the conformance tests run the same scenarios against both.
+-- Shared by every quizgate script. quizgate-domain is the specification: these
+-- scripts apply its rules, every constant comes from Rust (ARGV), and the
+-- differential test (crates/quizgate-backplane/tests/it/differential.rs) runs
+-- generated operations on both and compares every outcome and event.
 --
 -- KEYS (all in the quiz's hash slot, `{q:CODE}`):
 --   1 meta  2 def  3 nicks  4 players  5 secrets  6 scores  7 answers  8 dist  9 log
--- ARGV (common): 1 channel  2 publish command (PUBLISH or SPUBLISH)  3 log max length
---   4 idle ttl ms  5 ended ttl ms  6 leaderboard interval ms; script arguments follow.
+-- ARGV (common, see RedisBackplane::eval): 1 channel  2 publish command (PUBLISH
+--   or SPUBLISH)  3 log max length  4 idle ttl ms  5 ended ttl ms  6 leaderboard
+--   interval ms  7 the time in ms ('' = Redis TIME; set only by tests)  8 max
+--   players  9 leaderboard size  10 leaderboard delivery budget per second.
+--   A script's own arguments follow: arg(1) is ARGV[11].
 local META, DEF, NICKS, PLAYERS, SECRETS, SCORES, ANSWERS, DIST, LOG =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local CHANNEL, PUBCMD = ARGV[1], ARGV[2]
 local LOGMAX, IDLE_TTL, ENDED_TTL, LB_INTERVAL = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local FIXED_NOW, MAX_PLAYERS, TOP_SIZE, LB_BUDGET = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local function arg(i) return ARGV[10 + i] end
 
 local function int(x) return string.format('%d', x) end
 local function pad(id) return string.format('%08d', tonumber(id)) end
 
 -- Redis's clock decides, for every node alike.
 local function now_ms()
+  if FIXED_NOW ~= '' then return tonumber(FIXED_NOW) end
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-local function touch(ended)
+-- Secrets are compared by their digests, so the time a comparison takes says
+-- nothing about how much of a guessed secret was right.
+local function same_secret(a, b)
+  return a ~= false and a ~= nil and redis.sha1hex(a) == redis.sha1hex(b)
+end
+
+-- As quizgate_domain::retention: every key lives for the idle TTL after any
+-- activity, or for the ended TTL once the quiz has ended.
+local function refresh()
   local ttl = IDLE_TTL
-  if ended then ttl = ENDED_TTL end
+  if redis.call('HGET', META, 'phase') == 'ended' then ttl = ENDED_TTL end
   for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl) end
 end
 
@@ -41,7 +57,7 @@ end
 local function top_json()
   local cached = redis.call('HGET', META, 'top')
   if cached then return cached end
-  local raw = redis.call('ZRANGE', SCORES, 0, 9, 'WITHSCORES')
+  local raw = redis.call('ZRANGE', SCORES, 0, TOP_SIZE - 1, 'WITHSCORES')
   local parts, rank, last = {}, 0, nil
   for i = 1, #raw, 2 do
     local id, score = tonumber(raw[i]), -tonumber(raw[i + 1])
@@ -121,4 +137,26 @@ local function snapshot(pid)
   end
   return '{"phase":"' .. phase .. '","question_count":' .. m[2] .. ',"question":' .. question .. ',"players":' .. m[8]
     .. ',"top":' .. top_json() .. ',"seq":' .. m[9] .. ',"you":' .. you .. '}'
+end
+
+-- As quizgate_domain::replay: the events after `last` (a list, empty when up to
+-- date), or nil when the snapshot must replace the client's state.
+local function replay(last)
+  local head = tonumber(redis.call('HGET', META, 'seq'))
+  if last > head then return nil end
+  if last == head then return {} end
+  local first = redis.call('XRANGE', LOG, '-', '+', 'COUNT', 1)
+  if #first == 0 then return nil end
+  if last + 1 < tonumber(string.match(first[1][1], '^(%d+)')) then return nil end
+  local out = {}
+  for _, entry in ipairs(redis.call('XRANGE', LOG, int(last + 1) .. '-0', '+')) do out[#out + 1] = entry[2][2] end
+  return out
+end
+
+-- A welcome's reply: 'ok', the snapshot, then 0 (no replay) or 1 and the events.
+local function welcome(snap, missed)
+  if missed == nil then return {'ok', snap, 0} end
+  local out = {'ok', snap, 1}
+  for _, e in ipairs(missed) do out[#out + 1] = e end
+  return out
 end

@@ -12,21 +12,22 @@ use tokio_util::sync::CancellationToken;
 
 use super::keys::QuizKeys;
 use super::{Shared, parse_event, unavailable};
-use crate::Result;
+use crate::{DeliveryEnd, Result};
 
-pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
+/// Receives until `stop`; returns why it ended (see `crate::delivery`).
+pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) -> DeliveryEnd {
     let mut messages = shared.subscriber.message_rx();
     let mut reconnects = shared.subscriber.reconnect_rx();
     loop {
         tokio::select! {
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => return DeliveryEnd::Stopped,
             msg = messages.recv() => match msg {
                 Ok(msg) => on_message(&shared, msg).await,
                 Err(RecvError::Lagged(lost)) => {
                     tracing::warn!(lost, "pub/sub receiver lagged: resynchronising from the logs");
                     resync_all(&shared).await;
                 }
-                Err(RecvError::Closed) => return,
+                Err(RecvError::Closed) => return DeliveryEnd::Closed("redis message stream"),
             },
             r = reconnects.recv() => match r {
                 Ok(_) | Err(RecvError::Lagged(_)) => {
@@ -34,7 +35,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
                     resubscribe_all(&shared).await;
                     resync_all(&shared).await;
                 }
-                Err(RecvError::Closed) => return,
+                Err(RecvError::Closed) => return DeliveryEnd::Closed("redis reconnect stream"),
             },
         }
     }
