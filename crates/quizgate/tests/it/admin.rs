@@ -145,6 +145,10 @@ async fn a_silent_connection_is_dropped_after_two_ping_intervals() -> Result<()>
 async fn a_node_at_its_connection_limit_closes_with_1013() -> Result<()> {
     let node = NodeProcess::spawn(BIN, &[("QUIZGATE_MAX_CONNECTIONS", "1")]).await?;
     let mut first = Client::connect(node.ws_addr, Encoding::Json).await?;
+    // The slot is taken just after the 101: wait until the first connection is
+    // served, or under load the second handshake could take the slot first.
+    first.send(json!({"t": "ping"})).await?;
+    assert!(matches!(first.recv().await?, ServerFrame::Pong { .. }));
     let mut second = Client::connect(node.ws_addr, Encoding::Json).await?;
     assert_eq!(second.closed().await?, 1013);
     first.send(json!({"t": "ping"})).await?;

@@ -7,14 +7,15 @@ use quizgate_testkit::{Client, create_quiz, http_request, sample_quiz};
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
-use crate::support::{expect_error, host, node, player, raw_close_code, raw_websocket, reply};
+use crate::support::{
+    Backend, both, expect_error, host, node_on, player, raw_close_code, raw_websocket, reply,
+};
 
 /// Every kind of bad frame, each on its own connection, while a quiz is running:
 /// each gets its error or close code, and the quiz goes on for the others.
-#[tokio::test]
-async fn bad_frames_get_clear_errors_and_the_quiz_goes_on() -> Result<()> {
+async fn bad_frames_get_clear_errors_and_the_quiz_goes_on(backend: Backend) -> Result<()> {
     // A generous rate limit, so that only the rules under test answer.
-    let node = node(&[("QUIZGATE_FRAMES_PER_SECOND", "1000")]).await?;
+    let node = node_on(backend, &[("QUIZGATE_FRAMES_PER_SECOND", "1000")]).await?;
     let addr = node.ws_addr;
     let (code, token) = create_quiz(addr, &sample_quiz(2, 30_000)).await?;
     let (mut host, _) = host(addr, &code, &token).await?;
@@ -187,9 +188,8 @@ async fn bad_frames_get_clear_errors_and_the_quiz_goes_on() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn flooding_is_rate_limited() -> Result<()> {
-    let node = node(&[("QUIZGATE_FRAMES_PER_SECOND", "5")]).await?;
+async fn flooding_is_rate_limited(backend: Backend) -> Result<()> {
+    let node = node_on(backend, &[("QUIZGATE_FRAMES_PER_SECOND", "5")]).await?;
     let mut c = Client::connect(node.ws_addr, Encoding::Json).await?;
     for i in 0..15 {
         c.send(json!({"t": "ping", "rid": i})).await?;
@@ -211,9 +211,8 @@ async fn flooding_is_rate_limited() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn subprotocols_choose_the_encoding() -> Result<()> {
-    let node = node(&[]).await?;
+async fn subprotocols_choose_the_encoding(backend: Backend) -> Result<()> {
+    let node = node_on(backend, &[]).await?;
     let (_, chosen) = Client::connect_with(node.ws_addr, None).await?;
     assert_eq!(chosen, None, "no subprotocol: JSON");
     let (_, chosen) = Client::connect_with(node.ws_addr, Some("mqtt, quizgate.v1.msgpack")).await?;
@@ -226,9 +225,8 @@ async fn subprotocols_choose_the_encoding() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn the_quiz_api_explains_bad_requests() -> Result<()> {
-    let node = node(&[]).await?;
+async fn the_quiz_api_explains_bad_requests(backend: Backend) -> Result<()> {
+    let node = node_on(backend, &[]).await?;
     let addr = node.ws_addr;
     let mut bad_def = sample_quiz(2, 10_000);
     bad_def["questions"][1]["correct"] = json!(7);
@@ -289,3 +287,8 @@ async fn the_quiz_api_explains_bad_requests() -> Result<()> {
     );
     Ok(())
 }
+
+both!(bad_frames_get_clear_errors_and_the_quiz_goes_on);
+both!(flooding_is_rate_limited);
+both!(subprotocols_choose_the_encoding);
+both!(the_quiz_api_explains_bad_requests);

@@ -4,5 +4,6 @@ mod admin;
 mod bad_input;
 mod chaos;
 mod cluster;
+mod protocol;
 mod quiz;
 mod support;

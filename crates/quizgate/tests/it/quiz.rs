@@ -4,7 +4,7 @@ use quizgate_protocol::{AnswerStatus, Encoding, Role, ServerFrame};
 use quizgate_testkit::{Client, create_quiz};
 use serde_json::json;
 
-use crate::support::{host, node, player, reply};
+use crate::support::{Backend, both, host, node_on, player, reply};
 
 fn is_question(index: u16) -> impl Fn(&ServerFrame) -> bool {
     move |f| matches!(f, ServerFrame::Question { question, .. } if question.index == index)
@@ -43,9 +43,8 @@ async fn command(host: &mut Client, t: &str) -> Result<()> {
 
 /// Three questions: q0 is answered by everyone (closes early), q1 is skipped by
 /// the host, q2 runs into its deadline. Four players in two encodings.
-#[tokio::test]
-async fn a_whole_quiz_in_both_encodings() -> Result<()> {
-    let node = node(&[]).await?;
+async fn a_whole_quiz_in_both_encodings(backend: Backend) -> Result<()> {
+    let node = node_on(backend, &[]).await?;
     let addr = node.ws_addr;
     let q = |text: &str, correct: u8, limit: u64| json!({"text": text, "choices": ["a", "b", "c"], "correct": correct, "time_limit_ms": limit, "points": 1000});
     let def = json!({"title": "Trio", "questions": [q("Q0", 0, 20_000), q("Q1", 1, 20_000), q("Q2", 2, 1_500)]});
@@ -291,9 +290,8 @@ async fn a_whole_quiz_in_both_encodings() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn leaderboards_are_coalesced_and_show_the_answer_count() -> Result<()> {
-    let node = node(&[("QUIZGATE_LEADERBOARD_INTERVAL", "300ms")]).await?;
+async fn leaderboards_are_coalesced_and_show_the_answer_count(backend: Backend) -> Result<()> {
+    let node = node_on(backend, &[("QUIZGATE_LEADERBOARD_INTERVAL", "300ms")]).await?;
     let addr = node.ws_addr;
     let (code, token) = create_quiz(addr, &quizgate_testkit::sample_quiz(1, 30_000)).await?;
     let (mut host, _) = host(addr, &code, &token).await?;
@@ -353,9 +351,8 @@ async fn leaderboards_are_coalesced_and_show_the_answer_count() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn late_joiners_get_the_current_question_in_their_snapshot() -> Result<()> {
-    let node = node(&[]).await?;
+async fn late_joiners_get_the_current_question_in_their_snapshot(backend: Backend) -> Result<()> {
+    let node = node_on(backend, &[]).await?;
     let addr = node.ws_addr;
     let (code, token) = create_quiz(addr, &quizgate_testkit::sample_quiz(2, 30_000)).await?;
     let (mut host, _) = host(addr, &code, &token).await?;
@@ -375,3 +372,7 @@ async fn late_joiners_get_the_current_question_in_their_snapshot() -> Result<()>
     assert_eq!(late.seqs().first().copied(), Some(w.quiz.seq + 1));
     Ok(())
 }
+
+both!(a_whole_quiz_in_both_encodings);
+both!(leaderboards_are_coalesced_and_show_the_answer_count);
+both!(late_joiners_get_the_current_question_in_their_snapshot);

@@ -9,6 +9,62 @@ use tokio::net::TcpStream;
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_quizgate");
 
+/// Which backplane a test node runs on. The end-to-end suite runs each test
+/// on both (see `both!`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    Embedded,
+    Redis,
+}
+
+/// A node with what it needs: for `Backend::Redis`, its own `redis-server`.
+pub(crate) struct TestNode {
+    node: NodeProcess,
+    _redis: Option<quizgate_testkit::RedisServer>,
+}
+
+impl std::ops::Deref for TestNode {
+    type Target = NodeProcess;
+    fn deref(&self) -> &NodeProcess {
+        &self.node
+    }
+}
+
+/// A node on `backend` (see [`node`] for the defaults).
+pub(crate) async fn node_on(backend: Backend, extra: &[(&str, &str)]) -> Result<TestNode> {
+    match backend {
+        Backend::Embedded => Ok(TestNode {
+            node: node(extra).await?,
+            _redis: None,
+        }),
+        Backend::Redis => {
+            let redis = quizgate_testkit::RedisServer::start_with(&["--appendonly", "no"]).await?;
+            Ok(TestNode {
+                node: redis_node(&redis.url(), extra).await?,
+                _redis: Some(redis),
+            })
+        }
+    }
+}
+
+/// Runs an end-to-end test (`async fn name(backend: Backend) -> Result<()>`)
+/// once on an embedded node and once on a Redis-backed one.
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn embedded() -> anyhow::Result<()> {
+                super::$name(crate::support::Backend::Embedded).await
+            }
+            #[tokio::test]
+            async fn redis() -> anyhow::Result<()> {
+                super::$name(crate::support::Backend::Redis).await
+            }
+        }
+    };
+}
+pub(crate) use both;
+
 /// A node with a short leaderboard interval, so tests see coalescing quickly.
 pub(crate) async fn node(extra: &[(&str, &str)]) -> Result<NodeProcess> {
     let mut env = vec![("QUIZGATE_LEADERBOARD_INTERVAL", "100ms")];
