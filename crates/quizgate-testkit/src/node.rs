@@ -65,6 +65,8 @@ impl NodeProcess {
         };
         // Keep draining stderr so the node never blocks on a full pipe.
         let sink = Arc::clone(&logs);
+        // Test-only: a log reader that ends with the child's stderr.
+        #[allow(clippy::disallowed_methods)]
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
                 let mut logs = sink.lock().expect("logs");

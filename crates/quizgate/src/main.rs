@@ -244,6 +244,8 @@ async fn serve(config: Config) -> ExitCode {
     };
     tracing::info!(ws_addr = %server.local_addr(), admin_addr = %server.admin_addr(), version = env!("CARGO_PKG_VERSION"), "listening");
     let shutdown = CancellationToken::new();
+    // Lives as long as the process: nothing to track or wait for.
+    #[allow(clippy::disallowed_methods)]
     tokio::spawn(signals(shutdown.clone()));
     match server.run(shutdown).await {
         Ok(()) => ExitCode::SUCCESS,

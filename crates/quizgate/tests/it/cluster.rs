@@ -386,6 +386,8 @@ async fn a_call_that_finds_no_free_slot_is_refused_before_it_reaches_redis() -> 
 
     // Redis stalls for 1.5 s: ann's join takes the only slot and waits in Redis.
     let port = redis.port.to_string();
+    // Test-only: awaited below.
+    #[allow(clippy::disallowed_methods)]
     let stall = tokio::spawn(async move {
         tokio::process::Command::new("redis-cli")
             .args(["-p", &port, "DEBUG", "SLEEP", "1.5"])
