@@ -33,11 +33,14 @@ pub(crate) async fn serve_public(node: Arc<Node>, stream: TcpStream, stop: Cance
     serve(stream, svc, stop).await;
 }
 
-/// Serves the admin port until `stop`.
+/// Serves the admin port until `stop`. Its connections are tracked here, not
+/// with the node's client connections, so that a keep-alive scraper never holds
+/// up a drain; probes keep being answered while the node drains.
 pub(crate) async fn serve_admin(node: Arc<Node>, listener: TcpListener, stop: CancellationToken) {
+    let connections = tokio_util::task::TaskTracker::new();
     loop {
         let stream = tokio::select! {
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => break,
             r = listener.accept() => match r {
                 Ok((stream, _)) => stream,
                 Err(e) => {
@@ -49,7 +52,7 @@ pub(crate) async fn serve_admin(node: Arc<Node>, listener: TcpListener, stop: Ca
         };
         let node2 = Arc::clone(&node);
         let stop = stop.clone();
-        node.tasks.spawn(async move {
+        connections.spawn(async move {
             let svc = service_fn(move |req| {
                 let node = Arc::clone(&node2);
                 async move { Ok::<_, Infallible>(admin(&node, &req)) }
@@ -57,6 +60,9 @@ pub(crate) async fn serve_admin(node: Arc<Node>, listener: TcpListener, stop: Ca
             serve(stream, svc, stop).await;
         });
     }
+    // Each connection shuts down gracefully on `stop`, within 5 s.
+    connections.close();
+    connections.wait().await;
 }
 
 async fn serve<S>(stream: TcpStream, svc: S, stop: CancellationToken)

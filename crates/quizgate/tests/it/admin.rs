@@ -155,3 +155,30 @@ async fn a_node_at_its_connection_limit_closes_with_1013() -> Result<()> {
     assert!(matches!(first.recv().await?, ServerFrame::Pong { .. }));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_keep_alive_scraper_does_not_hold_up_a_drain() -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut node = node(&[
+        ("QUIZGATE_DRAIN_WINDOW", "0s"),
+        ("QUIZGATE_SHUTDOWN_GRACE", "30s"),
+    ])
+    .await?;
+    // A scraper that keeps its connection open between scrapes.
+    let mut scraper = tokio::net::TcpStream::connect(node.admin_addr).await?;
+    scraper
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: admin\r\n\r\n")
+        .await?;
+    let mut buf = [0u8; 256];
+    let n = scraper.read(&mut buf).await?;
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+    let started = std::time::Instant::now();
+    node.signal("TERM")?;
+    assert!(node.wait_exit(Duration::from_secs(15)).await?.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "the drain waited {:?} for an idle admin connection",
+        started.elapsed()
+    );
+    Ok(())
+}
