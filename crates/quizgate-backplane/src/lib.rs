@@ -176,12 +176,12 @@ pub trait Backplane: Send + Sync + 'static {
     /// Removes quizzes that have been idle too long; returns what it removed.
     async fn expire(&self) -> Result<Vec<JoinCode>>;
 
-    /// Whether the backplane can serve requests now (for `/readyz`).
-    fn is_ready(&self) -> bool;
+    /// Why the backplane cannot serve requests now; `None` when it can.
+    fn not_ready_reason(&self) -> Option<String>;
 
-    /// Why the backplane is not ready, when it knows (for `/readyz` and logs).
-    fn not_ready_reason(&self) -> Option<String> {
-        None
+    /// Whether the backplane can serve requests now (for `/readyz`).
+    fn is_ready(&self) -> bool {
+        self.not_ready_reason().is_none()
     }
 
     /// The clock that decides deadlines and scores.

@@ -60,6 +60,13 @@ struct Entry {
     delivered: u64,
 }
 
+impl Entry {
+    /// The logged events with a `seq` greater than `seq`, oldest first.
+    fn logged_after(&self, seq: u64) -> Vec<Arc<Sequenced>> {
+        self.log.iter().filter(|e| e.seq > seq).cloned().collect()
+    }
+}
+
 /// Whether a call counts as activity for the quiz's retention
 /// (see [`quizgate_domain::retention`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,7 +179,7 @@ async fn deliver_loop(
             let events: Vec<Arc<Sequenced>> = {
                 let mut e = lock(&entry);
                 let from = e.delivered;
-                let events: Vec<_> = e.log.iter().filter(|ev| ev.seq > from).cloned().collect();
+                let events = e.logged_after(from);
                 if let Some(last) = events.last() {
                     if events[0].seq != from + 1 {
                         tracing::warn!(quiz = %code, from = from + 1, to = events[0].seq - 1,
@@ -193,14 +200,7 @@ async fn deliver_loop(
 fn missed(entry: &Entry, last_seq: u64) -> Missed {
     let head = entry.quiz.seq();
     match replay(last_seq, head, entry.log.front().map(|e| e.seq)) {
-        Replay::Events { after } => Some(
-            entry
-                .log
-                .iter()
-                .filter(|e| e.seq > after)
-                .cloned()
-                .collect(),
-        ),
+        Replay::Events { after } => Some(entry.logged_after(after)),
         Replay::Snapshot => None,
     }
 }
@@ -396,10 +396,6 @@ impl Backplane for MemoryBackplane {
             keep
         });
         Ok(gone)
-    }
-
-    fn is_ready(&self) -> bool {
-        self.delivery.end().is_none()
     }
 
     fn not_ready_reason(&self) -> Option<String> {

@@ -27,7 +27,7 @@ pub use definition::{
 };
 pub use error::DomainError;
 pub use event::{CloseReason, Event, Sequenced};
-pub use nickname::{MAX_NICKNAME_CHARS, is_invisible, nickname_key, validate_nickname};
+pub use nickname::{MAX_NICKNAME_CHARS, nickname_key, validate_nickname};
 pub use quiz::{
     AnswerOutcome, AnswerRecord, CommandOutcome, CurrentQuestion, HostCommand, JoinRefused,
     LeaderboardDue, MAX_PLAYERS, Phase, PlayerView, Quiz, QuizSnapshot,

@@ -26,7 +26,7 @@ pub fn validate_nickname(raw: &str) -> Result<&str, DomainError> {
 /// Unicode's `Default_Ignorable_Code_Point` characters (DerivedCoreProperties.txt,
 /// Unicode 15.1), which include every `Bidi_Control` character (U+061C,
 /// U+200E–F, U+202A–E, U+2066–9): rendered as nothing, or reordering what follows.
-pub fn is_invisible(c: char) -> bool {
+fn is_invisible(c: char) -> bool {
     matches!(c,
         '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}'..='\u{1160}' | '\u{17B4}'..='\u{17B5}'
         | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'

@@ -23,7 +23,7 @@ use fred::types::RespVersion;
 use fred::types::scripts::Script;
 use quizgate_domain::{
     AnswerOutcome, CommandOutcome, HostCommand, JoinCode, JoinRefused, LEADERBOARD_DELIVERY_BUDGET,
-    LEADERBOARD_SIZE, MAX_PLAYERS, Millis, PlayerId, QuizDefinition,
+    LEADERBOARD_SIZE, Millis, PlayerId, QuizDefinition,
 };
 
 use self::keys::QuizKeys;
@@ -58,16 +58,18 @@ pub struct RedisConfig {
 }
 
 impl RedisConfig {
-    /// The defaults of everything but the URL.
+    /// The URL, the embedded store's defaults for the quiz settings, a 2 s
+    /// command timeout and Redis's own clock.
     pub fn new(url: impl Into<String>) -> Self {
+        let quiz = crate::MemoryConfig::default();
         Self {
             url: url.into(),
-            leaderboard_interval_ms: 250,
-            idle_ttl_ms: 2 * 3600 * 1000,
-            ended_ttl_ms: 10 * 60 * 1000,
-            log_capacity: 10_000,
+            leaderboard_interval_ms: quiz.leaderboard_interval_ms,
+            idle_ttl_ms: quiz.idle_ttl_ms,
+            ended_ttl_ms: quiz.ended_ttl_ms,
+            log_capacity: quiz.log_capacity,
             command_timeout: Duration::from_secs(2),
-            max_players: MAX_PLAYERS,
+            max_players: quiz.max_players,
             clock: None,
         }
     }
@@ -255,8 +257,6 @@ impl<C: ClientLike + Send + Sync> ClientLikeDyn for C {
         Ok(())
     }
 }
-
-pub(crate) use self::reply::parse_event;
 
 #[async_trait]
 impl Backplane for RedisBackplane {
@@ -479,10 +479,6 @@ impl Backplane for RedisBackplane {
     async fn expire(&self) -> Result<Vec<JoinCode>> {
         // Keys carry their own TTLs; the gateway notices vanished quizzes.
         Ok(Vec::new())
-    }
-
-    fn is_ready(&self) -> bool {
-        self.not_ready_reason().is_none()
     }
 
     fn not_ready_reason(&self) -> Option<String> {

@@ -11,7 +11,8 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::keys::QuizKeys;
-use super::{Shared, parse_event, unavailable};
+use super::reply::parse_event;
+use super::{Shared, unavailable};
 use crate::{DeliveryEnd, Result};
 
 /// Receives until `stop`; returns why it ended (see `crate::delivery`).
