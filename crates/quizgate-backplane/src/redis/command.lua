@@ -1,7 +1,6 @@
 -- arg 1: start | next | skip | end
 -- Reply: 'not_found' | 'wrong_phase' | 'done'
 if redis.call('EXISTS', META) == 0 then return 'not_found' end
-refresh()
 local now = now_ms()
 local phase, cmd = redis.call('HGET', META, 'phase'), arg(1)
 if cmd == 'start' and phase == 'lobby' then
@@ -17,7 +16,9 @@ elseif cmd == 'end' and phase == 'question' then
   close(now, 'ended')
   end_quiz(now)
 else
+  refresh()
   return 'wrong_phase'
 end
+-- Once, after the change: an `end` switches the keys to the ended TTL.
 refresh()
 return 'done'
