@@ -361,7 +361,7 @@ impl Connection {
                 let mut welcome = Self::welcome(&room, Role::Player, session.snapshot, rid);
                 welcome.player_id = Some(session.player_id);
                 welcome.resumed = Some(missed.is_some());
-                self.send_welcome_and_missed(welcome, missed, last_seq)
+                self.send_welcome_and_missed(&room, welcome, missed, last_seq)
                     .await
             }
             Ok(ResumeResult::InvalidToken) => {
@@ -404,7 +404,7 @@ impl Connection {
                 self.state = State::Host;
                 let mut welcome = Self::welcome(&room, Role::Host, hosted.snapshot, rid);
                 welcome.resumed = last_seq.map(|_| hosted.missed.is_some());
-                self.send_welcome_and_missed(welcome, hosted.missed, last_seq.unwrap_or(0))
+                self.send_welcome_and_missed(&room, welcome, hosted.missed, last_seq.unwrap_or(0))
                     .await
             }
             Ok(None) => {
@@ -423,13 +423,11 @@ impl Connection {
     /// `last_seq`), in order, before anything else queued for it.
     async fn send_welcome_and_missed(
         &mut self,
+        room: &Room,
         welcome: Welcome,
         missed: quizgate_backplane::Missed,
         last_seq: u64,
     ) -> Step {
-        let Some(room) = self.room.clone() else {
-            return Step::Close(CloseCode::InternalError);
-        };
         match self.send_welcome(welcome).await {
             Step::Continue => {}
             other => return other,
