@@ -192,7 +192,7 @@ impl Frame {
         }
     }
 
-    fn string(&mut self, name: &str) -> Result<String, DecodeError> {
+    fn string(&self, name: &str) -> Result<String, DecodeError> {
         match self.get(name) {
             Some(Value::Str(s)) => Ok(s.clone()),
             Some(other) => {
@@ -202,14 +202,14 @@ impl Frame {
         }
     }
 
-    fn uint(&mut self, name: &str, max: u64) -> Result<u64, DecodeError> {
+    fn uint(&self, name: &str, max: u64) -> Result<u64, DecodeError> {
         self.uint_opt(name, max)?.ok_or_else(|| {
             self.invalid(format!("\"{name}\" is missing: an integer from 0 to {max}"))
         })
     }
 
     /// An optional unsigned integer; `null` counts as absent.
-    fn uint_opt(&mut self, name: &str, max: u64) -> Result<Option<u64>, DecodeError> {
+    fn uint_opt(&self, name: &str, max: u64) -> Result<Option<u64>, DecodeError> {
         match self.get(name) {
             None | Some(Value::Nil) => Ok(None),
             Some(Value::Int(n)) if (0..=i128::from(max)).contains(n) => Ok(Some(*n as u64)),

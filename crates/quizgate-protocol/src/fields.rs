@@ -72,7 +72,11 @@ pub(crate) fn from_json(bytes: &[u8]) -> Result<Fields, String> {
 /// Reads a MessagePack map's fields; `Err` says why it is not one.
 pub(crate) fn from_msgpack(bytes: &[u8]) -> Result<Fields, String> {
     let mut r = Reader { bytes, pos: 0 };
-    let Some(len) = r.map_len()? else {
+    let len = match r.byte() {
+        Ok(marker) => r.map_len(marker)?,
+        Err(_) => None, // an empty frame
+    };
+    let Some(len) = len else {
         return Err("not a MessagePack map".into());
     };
     r.check_room((len as u64).saturating_mul(2))?;
@@ -127,22 +131,15 @@ impl Reader<'_> {
         Ok(i128::from(((raw << shift) as i64) >> shift))
     }
 
-    /// A map's length if the next value is a map (consuming its header).
-    fn map_len(&mut self) -> Result<Option<usize>, String> {
-        let len = match self.bytes.get(self.pos) {
-            Some(b @ 0x80..=0x8f) => usize::from(b & 0x0f),
-            Some(0xde) => {
-                self.pos += 1;
-                return Ok(Some(self.uint(2)? as usize));
-            }
-            Some(0xdf) => {
-                self.pos += 1;
-                return Ok(Some(self.uint(4)? as usize));
-            }
-            _ => return Ok(None),
-        };
-        self.pos += 1;
-        Ok(Some(len))
+    /// The length of the map that `marker` (already read) starts, reading the
+    /// rest of its header; `None` if `marker` starts no map.
+    fn map_len(&mut self, marker: u8) -> Result<Option<usize>, String> {
+        Ok(match marker {
+            0x80..=0x8f => Some(usize::from(marker & 0x0f)),
+            0xde => Some(self.uint(2)? as usize),
+            0xdf => Some(self.uint(4)? as usize),
+            _ => None,
+        })
     }
 
     /// Elements that claim more room than is left are refused before any work.
@@ -222,8 +219,7 @@ impl Reader<'_> {
                 Value::Array
             }
             0x80..=0x8f | 0xde | 0xdf => {
-                self.pos -= 1;
-                let n = self.map_len()?.unwrap_or_default() as u64;
+                let n = self.map_len(marker)?.unwrap_or_default() as u64;
                 self.skip(n.saturating_mul(2), depth)?;
                 Value::Map
             }
