@@ -23,6 +23,12 @@ impl RedisServer {
         Self::start_with(&[]).await
     }
 
+    /// Starts without persistence: for tests about rules and delivery, where
+    /// an fsync per write would only slow them down.
+    pub async fn start_ephemeral() -> Result<Self> {
+        Self::start_with(&["--appendonly", "no"]).await
+    }
+
     /// Starts with extra `redis-server` arguments (e.g. cluster settings).
     pub async fn start_with(extra: &[&str]) -> Result<Self> {
         // Bounded retries: a free port can be taken between probe and bind.

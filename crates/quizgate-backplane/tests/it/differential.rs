@@ -21,7 +21,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 use quizgate_backplane::{
     Backplane, EventSink, HostSession, JoinResult, ManualClock, MemoryBackplane, MemoryConfig,
-    RedisBackplane, RedisConfig, ResumeResult, SessionToken,
+    RedisBackplane, RedisConfig, ResumeResult, Scores, SessionToken,
 };
 use quizgate_domain::{HostCommand, JoinCode, PlayerId, Question, QuizDefinition, Sequenced};
 use quizgate_testkit::RedisServer;
@@ -177,6 +177,10 @@ impl Side {
         })
     }
 
+    async fn scores(&self, quiz: &Quiz) -> Result<Option<Scores>> {
+        Ok(self.bp.scores(&quiz.code).await?)
+    }
+
     /// Applies one op and describes its outcome without codes and secrets,
     /// which differ between the sides by design.
     async fn apply(&self, quiz: &mut Quiz, op: &Op) -> Result<String> {
@@ -286,8 +290,7 @@ const MUST_SEE: &[(&str, &str)] = &[
 ];
 
 async fn world() -> Result<World> {
-    // No persistence: this test is about rules, and fsyncs would only slow it.
-    let server = RedisServer::start_with(&["--appendonly", "no"]).await?;
+    let server = RedisServer::start_ephemeral().await?;
     let clock = Arc::new(ManualClock::new(1_750_000_000_000));
     let memory_sink = Arc::new(Recorder::default());
     let memory = MemoryBackplane::new(
@@ -364,18 +367,8 @@ async fn case(world: &World, ops: &[Op]) -> Result<(), TestCaseError> {
         world.note(&x);
         prop_assert_eq!(x, y, "op {} {:?}", i, op);
     }
-    let sa = world
-        .memory
-        .bp
-        .scores(&a.code)
-        .await
-        .map_err(|e| fail(e.into()))?;
-    let sb = world
-        .redis
-        .bp
-        .scores(&b.code)
-        .await
-        .map_err(|e| fail(e.into()))?;
+    let sa = world.memory.scores(&a).await.map_err(fail)?;
+    let sb = world.redis.scores(&b).await.map_err(fail)?;
     prop_assert_eq!(&sa, &sb, "final scores");
     let n = sa.map_or(0, |s| s.seq as usize);
     let ea = world.memory.sink.events(&a.code, n).await.map_err(fail)?;

@@ -38,7 +38,7 @@ pub(crate) async fn node_on(backend: Backend, extra: &[(&str, &str)]) -> Result<
             _redis: None,
         }),
         Backend::Redis => {
-            let redis = quizgate_testkit::RedisServer::start_with(&["--appendonly", "no"]).await?;
+            let redis = quizgate_testkit::RedisServer::start_ephemeral().await?;
             Ok(TestNode {
                 node: redis_node(&redis.url(), extra).await?,
                 _redis: Some(redis),
