@@ -16,7 +16,7 @@ use quizgate_domain::{
 use quizgate_protocol::{CloseCode, Encoding, QuizView, ServerFrame};
 use quizgate_telemetry::Metrics;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{OnceCell, mpsc};
+use tokio::sync::{Notify, OnceCell, mpsc};
 use tokio_tungstenite::tungstenite::Message;
 
 pub(crate) type ConnId = u64;
@@ -127,6 +127,32 @@ pub(crate) struct Room {
     standings_due: Mutex<Option<StandingsDue>>,
     last_leaderboard: Mutex<Option<Instant>>,
     empty_since: Mutex<Option<Instant>>,
+    /// The quiz no longer exists: the room goes as soon as it is empty.
+    gone: AtomicBool,
+    /// The ticker is tending this room (see [`Room::try_tend`]).
+    tending: AtomicBool,
+    /// The room is being removed: no member may enter, and its subscription
+    /// is being undone. Set under the rooms map's write guard.
+    retiring: AtomicBool,
+    /// Wakes those waiting to enter once the room is out of the map.
+    retired: Notify,
+}
+
+/// The ticker's claim on a room; the next tick may tend it once this drops.
+#[derive(Debug)]
+pub(crate) struct Tending(Arc<Room>);
+
+impl std::ops::Deref for Tending {
+    type Target = Arc<Room>;
+    fn deref(&self) -> &Arc<Room> {
+        &self.0
+    }
+}
+
+impl Drop for Tending {
+    fn drop(&mut self) {
+        self.0.tending.store(false, Ordering::Release);
+    }
 }
 
 // === impl Room ===
@@ -144,7 +170,17 @@ impl Room {
             standings_due: Mutex::new(None),
             last_leaderboard: Mutex::new(None),
             empty_since: Mutex::new(Some(Instant::now())),
+            gone: AtomicBool::new(false),
+            tending: AtomicBool::new(false),
+            retiring: AtomicBool::new(false),
+            retired: Notify::new(),
         }
+    }
+
+    /// Claims the room for one round of the ticker, unless the last round is
+    /// still running (waiting on the backplane): then this tick skips it.
+    pub(crate) fn try_tend(self: &Arc<Self>) -> Option<Tending> {
+        (!self.tending.swap(true, Ordering::AcqRel)).then(|| Tending(Arc::clone(self)))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -266,10 +302,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// All rooms of this node.
 #[derive(Debug)]
 pub(crate) struct Registry {
+    /// A quiz's subscription is made by the first member's `attach` and undone
+    /// by `remove_if_idle`; a room stays in the map, retiring, until its
+    /// unsubscribe is done, so the next room of the same quiz subscribes only
+    /// after it. No lock is held across a backplane call.
     rooms: DashMap<JoinCode, Arc<Room>>,
-    /// Serialises subscribe and unsubscribe so that they reach the backplane in
-    /// the order the rooms were created and removed.
-    subscriptions: tokio::sync::Mutex<()>,
     metrics: Metrics,
 }
 
@@ -279,7 +316,6 @@ impl Registry {
     pub(crate) fn new(metrics: Metrics) -> Self {
         Self {
             rooms: DashMap::new(),
-            subscriptions: tokio::sync::Mutex::new(()),
             metrics,
         }
     }
@@ -321,18 +357,20 @@ impl Registry {
                     room
                 }
             };
+            if room.retiring.load(Ordering::Acquire) {
+                self.wait_retired(&room).await;
+                continue;
+            }
             room.subscribed
-                .get_or_try_init(|| async {
-                    let _order = self.subscriptions.lock().await;
-                    backplane.subscribe(code).await
-                })
+                .get_or_try_init(|| backplane.subscribe(code))
                 .await?;
-            // Insert under the map's guard so the ticker cannot remove the room
-            // between our check and the insert.
+            // Insert under the map's guard: `remove_if_idle` marks a room
+            // retiring under the write guard, so it either sees this member or
+            // this sees the mark.
             let Some(current) = self.rooms.get(code) else {
                 continue;
             };
-            if !Arc::ptr_eq(current.value(), &room) {
+            if !Arc::ptr_eq(current.value(), &room) || room.retiring.load(Ordering::Acquire) {
                 continue;
             }
             room.write()
@@ -345,6 +383,21 @@ impl Registry {
         ))
     }
 
+    /// Returns once a retiring room is out of the map (its unsubscribe is
+    /// bounded by the backplane's command timeout).
+    async fn wait_retired(&self, room: &Arc<Room>) {
+        let retired = room.retired.notified();
+        tokio::pin!(retired);
+        retired.as_mut().enable();
+        if self
+            .rooms
+            .get(&room.code)
+            .is_some_and(|r| Arc::ptr_eq(r.value(), room))
+        {
+            retired.await;
+        }
+    }
+
     pub(crate) fn detach(&self, room: &Room, id: ConnId) {
         let mut members = room.write();
         members.remove(&id);
@@ -353,38 +406,49 @@ impl Registry {
         }
     }
 
-    /// Removes a room that has been empty for `linger` and unsubscribes from
-    /// its quiz. Lingering absorbs reconnect churn.
+    /// Removes a room that has been empty for `linger` (or is empty and its
+    /// quiz gone) and unsubscribes from its quiz. Lingering absorbs reconnect
+    /// churn.
     pub(crate) async fn remove_if_idle(
         &self,
         room: &Arc<Room>,
         linger: std::time::Duration,
         backplane: &dyn Backplane,
     ) {
-        let idle = lock(&room.empty_since).is_some_and(|t| t.elapsed() >= linger);
+        let idle = lock(&room.empty_since)
+            .is_some_and(|t| room.gone.load(Ordering::Relaxed) || t.elapsed() >= linger);
         if !idle {
             return;
         }
-        let _order = self.subscriptions.lock().await;
-        let removed = self
-            .rooms
-            .remove_if(&room.code, |_, r| Arc::ptr_eq(r, room) && r.len() == 0)
-            .is_some();
-        self.metrics.rooms.set(self.rooms.len() as i64);
-        if removed
-            && room.subscribed.initialized()
+        let retiring = match self.rooms.get_mut(&room.code) {
+            Some(r) if Arc::ptr_eq(r.value(), room) && r.len() == 0 => {
+                r.retiring.store(true, Ordering::Release);
+                true
+            }
+            _ => false,
+        };
+        if !retiring {
+            return;
+        }
+        if room.subscribed.initialized()
             && let Err(e) = backplane.unsubscribe(&room.code).await
         {
             tracing::warn!(quiz = %room.code, error = %e, "unsubscribe failed");
         }
+        self.rooms
+            .remove_if(&room.code, |_, r| Arc::ptr_eq(r, room));
+        room.retired.notify_waiters();
+        self.metrics.rooms.set(self.rooms.len() as i64);
     }
 
-    /// Drops a room whose quiz no longer exists, closing its members with 4004.
+    /// Closes the members of a room whose quiz no longer exists with 4004;
+    /// the ticker then removes the room.
     pub(crate) fn remove_gone(&self, code: &JoinCode) {
-        if let Some((_, room)) = self.rooms.remove(code) {
+        if let Some(room) = self.get(code) {
+            room.gone.store(true, Ordering::Relaxed);
             room.evict_all(EVICT_QUIZ_GONE);
+            *lock(&room.empty_since) = Some(Instant::now());
         }
-        self.metrics.rooms.set(self.rooms.len() as i64);
     }
 }
 
@@ -543,5 +607,66 @@ mod tests {
             r#"{"t":"standing","score":50,"rank":2,"players":3}"#,
             "the final standing goes out changed or not"
         );
+    }
+
+    #[tokio::test]
+    async fn an_idle_room_retires_and_the_next_member_gets_a_fresh_subscribed_one() {
+        let registry = Arc::new(Registry::new(Metrics::new()));
+        let bp = MemoryBackplane::new(
+            registry.clone(),
+            Arc::new(SystemClock),
+            MemoryConfig::default(),
+        );
+        let quiz = bp.create_quiz(def()).await.expect("create");
+        let (tx, _rx) = mpsc::channel(8);
+        let first = registry
+            .attach(
+                &quiz.code,
+                1,
+                Member::new(tx, Encoding::Json, Arc::default()),
+                &bp,
+            )
+            .await
+            .expect("attach")
+            .expect("quiz exists");
+        let linger = std::time::Duration::ZERO;
+        registry.remove_if_idle(&first, linger, &bp).await;
+        assert!(
+            registry.get(&quiz.code).is_some(),
+            "a room with a member stays"
+        );
+
+        registry.detach(&first, 1);
+        registry.remove_if_idle(&first, linger, &bp).await;
+        assert!(registry.get(&quiz.code).is_none(), "an idle room retires");
+
+        let (tx, mut rx) = mpsc::channel(8);
+        let gone = Arc::new(AtomicU8::new(0));
+        let second = registry
+            .attach(
+                &quiz.code,
+                2,
+                Member::new(tx, Encoding::Json, gone.clone()),
+                &bp,
+            )
+            .await
+            .expect("attach")
+            .expect("quiz exists");
+        assert!(!Arc::ptr_eq(&first, &second), "a fresh room");
+        bp.command(&quiz.code, HostCommand::Start)
+            .await
+            .expect("start");
+        let event = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+            .await
+            .expect("the fresh room is subscribed");
+        assert!(matches!(event, Some(Outbound::Event(e)) if e.seq == 1));
+
+        // A gone quiz closes its members with 4004 and its room goes at once.
+        registry.remove_gone(&quiz.code);
+        assert_eq!(gone.load(Ordering::SeqCst), EVICT_QUIZ_GONE);
+        registry
+            .remove_if_idle(&second, std::time::Duration::from_secs(3600), &bp)
+            .await;
+        assert!(registry.get(&quiz.code).is_none());
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quizgate_backplane::Tick;
+use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior, interval};
 use tokio_util::sync::CancellationToken;
 
@@ -14,7 +15,7 @@ use crate::registry::Room;
 
 /// How often rooms are looked at; bounds how late a deadline fires.
 const TICK: Duration = Duration::from_millis(50);
-/// How often expired quizzes are swept.
+/// How often each room checks that its quiz still exists.
 const HOUSEKEEPING: Duration = Duration::from_secs(5);
 /// How long an empty room keeps its subscription, to absorb reconnects.
 const ROOM_LINGER: Duration = Duration::from_secs(30);
@@ -23,23 +24,40 @@ pub(crate) async fn run(node: Arc<Node>, stop: CancellationToken) {
     let mut tick = interval(TICK);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_housekeeping = Instant::now();
+    // One task per room being tended: a room whose backplane calls are slow
+    // skips ticks, the others do not wait for it. They end with the ticker.
+    let mut tending = JoinSet::new();
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
+            Some(done) = tending.join_next(), if !tending.is_empty() => {
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "tending a room failed");
+                }
+                continue;
+            }
             _ = tick.tick() => {}
         }
-        for room in node.registry.rooms() {
-            tend(&node, &room).await;
-        }
-        if last_housekeeping.elapsed() >= HOUSEKEEPING {
+        let check_exists = last_housekeeping.elapsed() >= HOUSEKEEPING;
+        if check_exists {
             last_housekeeping = Instant::now();
-            housekeeping(&node).await;
+            expire(&node).await;
+        }
+        for room in node.registry.rooms() {
+            if let Some(room) = room.try_tend() {
+                let node = Arc::clone(&node);
+                tending.spawn(async move { tend(&node, &room, check_exists).await });
+            }
         }
     }
 }
 
-async fn tend(node: &Node, room: &Arc<Room>) {
+async fn tend(node: &Node, room: &Arc<Room>, check_exists: bool) {
     let bp = node.backplane.as_ref();
+    if check_exists && let Ok(false) = bp.exists(&room.code).await {
+        tracing::info!(quiz = %room.code, "quiz gone");
+        node.registry.remove_gone(&room.code);
+    }
     if let Some(index) = room.overdue(bp.now_ms()) {
         // Every node with members may try; the backplane closes it exactly once.
         if let Err(e) = bp.close_if_due(&room.code, index).await {
@@ -76,13 +94,9 @@ async fn tend(node: &Node, room: &Arc<Room>) {
     node.registry.remove_if_idle(room, ROOM_LINGER, bp).await;
 }
 
-async fn housekeeping(node: &Node) {
-    for room in node.registry.rooms() {
-        if let Ok(false) = node.backplane.exists(&room.code).await {
-            tracing::info!(quiz = %room.code, "quiz gone");
-            node.registry.remove_gone(&room.code);
-        }
-    }
+/// Retires the quizzes the backplane expired (the embedded one; Redis keys
+/// expire by themselves and `tend` notices).
+async fn expire(node: &Node) {
     match node.backplane.expire().await {
         Ok(gone) => {
             for code in gone {

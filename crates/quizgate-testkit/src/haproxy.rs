@@ -3,7 +3,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use tokio::process::{Child, Command};
 
 /// HAProxy running `deploy/haproxy/haproxy.cfg` in front of three nodes, on a
@@ -40,15 +40,13 @@ impl Haproxy {
             .kill_on_drop(true)
             .spawn()
             .context("spawn haproxy (make deps)")?;
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                return Ok(Self {
-                    _child: child,
-                    addr,
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        bail!("haproxy did not listen on {addr}")
+        crate::wait_until("haproxy listens", Duration::from_secs(5), || async {
+            Ok(tokio::net::TcpStream::connect(addr).await?)
+        })
+        .await?;
+        Ok(Self {
+            _child: child,
+            addr,
+        })
     }
 }

@@ -205,20 +205,20 @@ impl RedisCluster {
                 String::from_utf8_lossy(&out.stdout)
             );
         }
-        for _ in 0..100 {
-            let mut ok = true;
+        crate::wait_until("cluster_state:ok", Duration::from_secs(10), || async {
             for n in &nodes {
-                ok &= n
+                if !n
                     .cli(&["cluster", "info"])
                     .await?
-                    .contains("cluster_state:ok");
+                    .contains("cluster_state:ok")
+                {
+                    bail!("port {} not ok yet", n.port);
+                }
             }
-            if ok {
-                return Ok(Self { nodes });
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        bail!("cluster never reached cluster_state:ok")
+            Ok(())
+        })
+        .await?;
+        Ok(Self { nodes })
     }
 
     /// The `redis-cluster://` URL naming every node.

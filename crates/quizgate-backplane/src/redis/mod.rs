@@ -110,16 +110,17 @@ pub(crate) struct Shared {
     pub(crate) subscriber: SubscriberClient,
     pub(crate) sink: Arc<dyn EventSink>,
     pub(crate) clustered: bool,
-    /// Subscribed quizzes and the last sequence number delivered for each
-    /// (`None` until the first event or the subscription's starting point).
-    pub(crate) delivered: Mutex<HashMap<JoinCode, Option<u64>>>,
+    /// Subscribed quizzes and where the delivery of each stands.
+    pub(crate) streams: Mutex<HashMap<JoinCode, subscriber::Stream>>,
 }
 
 impl Shared {
-    /// The subscribed quizzes and their last delivered sequence numbers. The
-    /// lock is never held across an await, so a poisoned one is still consistent.
-    pub(crate) fn delivered(&self) -> std::sync::MutexGuard<'_, HashMap<JoinCode, Option<u64>>> {
-        self.delivered.lock().unwrap_or_else(|p| p.into_inner())
+    /// The subscribed quizzes. The lock is never held across an await, so a
+    /// poisoned one is still consistent.
+    pub(crate) fn streams(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<JoinCode, subscriber::Stream>> {
+        self.streams.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -188,7 +189,7 @@ impl RedisBackplane {
             subscriber,
             sink,
             clustered,
-            delivered: Mutex::new(HashMap::new()),
+            streams: Mutex::new(HashMap::new()),
         });
         let subscriber = Supervised::spawn("redis subscriber", {
             let shared = Arc::clone(&shared);

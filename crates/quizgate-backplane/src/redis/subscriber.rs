@@ -1,13 +1,20 @@
 //! The Pub/Sub side: one task receives every message of this node's
-//! subscriptions and hands events to the sink in sequence order per quiz,
-//! filling gaps from the quiz's log.
+//! subscriptions and hands events to the sink in sequence order per quiz.
+//!
+//! A gap (a message Pub/Sub lost) is filled from the quiz's log by a task of
+//! its own, so a slow or failing fill stalls that quiz only: while it runs it
+//! owns delivery for its quiz, and the receive loop, which goes on serving
+//! every other quiz, only notes that the fill must read the log once more.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use fred::prelude::*;
 use fred::types::Message;
 use quizgate_domain::{JoinCode, Sequenced};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::keys::QuizKeys;
@@ -15,18 +22,56 @@ use super::reply::parse_event;
 use super::{Shared, unavailable};
 use crate::{DeliveryEnd, Result};
 
-/// Receives until `stop`; returns why it ended (see `crate::delivery`).
+/// Failed log reads in a row before a fill gives up; the next event of the
+/// quiz, or the next reconnect, starts another.
+const FILL_ATTEMPTS: u32 = 3;
+
+/// Where delivery of one subscribed quiz stands.
+#[derive(Debug)]
+pub(crate) struct Stream {
+    /// Tells this subscription from an earlier one of the same quiz: a fill
+    /// started for that one delivers nothing.
+    epoch: u64,
+    /// The last sequence number delivered; `None` until the first event or
+    /// the subscription's starting point.
+    last: Option<u64>,
+    /// A fill task owns this quiz's delivery.
+    filling: bool,
+    /// Something arrived while filling: the fill reads the log once more.
+    again: bool,
+}
+
+impl Stream {
+    fn new() -> Self {
+        static EPOCH: AtomicU64 = AtomicU64::new(0);
+        Self {
+            epoch: EPOCH.fetch_add(1, Ordering::Relaxed),
+            last: None,
+            filling: false,
+            again: false,
+        }
+    }
+}
+
+/// Receives until `stop`; returns why it ended (see `crate::delivery`). The
+/// fills run beside it and end with it.
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) -> DeliveryEnd {
     let mut messages = shared.subscriber.message_rx();
     let mut reconnects = shared.subscriber.reconnect_rx();
+    let mut fills = JoinSet::new();
     loop {
         tokio::select! {
             _ = stop.cancelled() => return DeliveryEnd::Stopped,
+            Some(done) = fills.join_next(), if !fills.is_empty() => {
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "a gap fill failed");
+                }
+            }
             msg = messages.recv() => match msg {
-                Ok(msg) => on_message(&shared, msg).await,
+                Ok(msg) => on_message(&shared, msg, &mut fills),
                 Err(RecvError::Lagged(lost)) => {
                     tracing::warn!(lost, "pub/sub receiver lagged: resynchronising from the logs");
-                    resync_all(&shared).await;
+                    resync_all(&shared, &mut fills);
                 }
                 Err(RecvError::Closed) => return DeliveryEnd::Closed("redis message stream"),
             },
@@ -34,7 +79,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) -> Deliver
                 Ok(_) | Err(RecvError::Lagged(_)) => {
                     tracing::info!("redis subscriber reconnected: resubscribing and resynchronising");
                     resubscribe_all(&shared).await;
-                    resync_all(&shared).await;
+                    resync_all(&shared, &mut fills);
                 }
                 Err(RecvError::Closed) => return DeliveryEnd::Closed("redis reconnect stream"),
             },
@@ -46,7 +91,10 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) -> Deliver
 /// returns reaches the sink.
 pub(crate) async fn subscribe(shared: &Shared, code: &JoinCode) -> Result<()> {
     // Mark first: an event that races the subscription is delivered, not dropped.
-    shared.delivered().entry(code.clone()).or_insert(None);
+    shared
+        .streams()
+        .entry(code.clone())
+        .or_insert_with(Stream::new);
     let keys = QuizKeys::new(code);
     let subscribed = if shared.clustered {
         shared.subscriber.ssubscribe(keys.channel.clone()).await
@@ -61,25 +109,25 @@ pub(crate) async fn subscribe(shared: &Shared, code: &JoinCode) -> Result<()> {
             .map_err(unavailable),
         Err(e) => Err(unavailable(e)),
     };
-    let mut delivered = shared.delivered();
+    let mut streams = shared.streams();
     match start {
         Ok(seq) => {
             // Events up to here are in the snapshot of whoever joins next.
             let seq = seq.unwrap_or(0);
-            if let Some(last) = delivered.get_mut(code) {
-                *last = Some(last.map_or(seq, |l| l.max(seq)));
+            if let Some(stream) = streams.get_mut(code) {
+                stream.last = Some(stream.last.map_or(seq, |l| l.max(seq)));
             }
             Ok(())
         }
         Err(e) => {
-            delivered.remove(code);
+            streams.remove(code);
             Err(e)
         }
     }
 }
 
 pub(crate) async fn unsubscribe(shared: &Shared, code: &JoinCode) -> Result<()> {
-    shared.delivered().remove(code);
+    shared.streams().remove(code);
     let channel = QuizKeys::new(code).channel;
     let done = if shared.clustered {
         shared.subscriber.sunsubscribe(channel).await
@@ -89,7 +137,7 @@ pub(crate) async fn unsubscribe(shared: &Shared, code: &JoinCode) -> Result<()> 
     done.map_err(unavailable)
 }
 
-async fn on_message(shared: &Shared, msg: Message) {
+fn on_message(shared: &Arc<Shared>, msg: Message, fills: &mut JoinSet<()>) {
     let Some(code) = QuizKeys::code_of_channel(&msg.channel) else {
         return;
     };
@@ -102,42 +150,92 @@ async fn on_message(shared: &Shared, msg: Message) {
         }
     };
     match event {
-        Ok(event) => deliver_in_order(shared, &code, event).await,
+        Ok(event) => receive(shared, code, event, fills),
         Err(e) => tracing::warn!(quiz = %code, error = %e, "undecodable event"),
     }
 }
 
-fn last_delivered(shared: &Shared, code: &JoinCode) -> Option<Option<u64>> {
-    shared.delivered().get(code).copied()
-}
-
-async fn deliver_in_order(shared: &Shared, code: &JoinCode, event: Sequenced) {
-    let Some(last) = last_delivered(shared, code) else {
+/// The live path: the next event is delivered, a repeat dropped, a jump hands
+/// the quiz to a fill.
+fn receive(shared: &Arc<Shared>, code: JoinCode, event: Sequenced, fills: &mut JoinSet<()>) {
+    let mut streams = shared.streams();
+    let Some(stream) = streams.get_mut(&code) else {
         return;
     };
-    if let Some(last) = last {
-        if event.seq <= last {
-            return;
-        }
-        if event.seq > last + 1 {
-            tracing::info!(quiz = %code, from = last + 1, to = event.seq - 1, "filling a gap from the log");
-            fill(shared, code, last + 1, Some(event.seq - 1)).await;
-        }
+    if stream.last.is_some_and(|last| event.seq <= last) {
+        return;
     }
-    deliver(shared, code, event);
+    if stream.filling {
+        stream.again = true;
+        return;
+    }
+    if let Some(last) = stream.last
+        && event.seq > last + 1
+    {
+        tracing::info!(quiz = %code, from = last + 1, to = event.seq - 1, "filling a gap from the log");
+        stream.filling = true;
+        let epoch = stream.epoch;
+        fills.spawn(fill(Arc::clone(shared), code, epoch));
+        return;
+    }
+    stream.last = Some(event.seq);
+    drop(streams);
+    // No fill of this quiz can start before this returns: only this task starts them.
+    shared.sink.deliver(&code, Arc::new(event));
 }
 
-/// Delivers `from..=to` (or `from..` to the end) from the quiz's log.
-async fn fill(shared: &Shared, code: &JoinCode, from: u64, to: Option<u64>) {
-    let log = QuizKeys::new(code).log;
-    let end = to.map_or_else(|| "+".to_owned(), |t| t.to_string());
-    let entries: Value = match shared.client.xrange(log, from.to_string(), end, None).await {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::warn!(quiz = %code, error = %e, "cannot read the log to fill a gap");
-            return;
+/// Delivers whatever the quiz's log holds past the last delivered event, and
+/// again while more arrived meanwhile; then hands the quiz back to the live path.
+async fn fill(shared: Arc<Shared>, code: JoinCode, epoch: u64) {
+    let mut failures = 0;
+    loop {
+        let from = {
+            let mut streams = shared.streams();
+            let Some(stream) = streams.get_mut(&code).filter(|s| s.epoch == epoch) else {
+                return;
+            };
+            stream.again = false;
+            stream.last.map_or(1, |l| l + 1)
+        };
+        match read_log(&shared, &code, from).await {
+            Ok(events) => {
+                failures = 0;
+                for event in events {
+                    if !deliver_owned(&shared, &code, epoch, event) {
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(quiz = %code, error = %e, failures, "cannot read the log to fill a gap");
+                if failures < FILL_ATTEMPTS {
+                    tokio::time::sleep(Duration::from_millis(100) * failures).await;
+                    continue;
+                }
+            }
         }
-    };
+        let mut streams = shared.streams();
+        let Some(stream) = streams.get_mut(&code).filter(|s| s.epoch == epoch) else {
+            return;
+        };
+        if stream.again && failures < FILL_ATTEMPTS {
+            continue;
+        }
+        stream.filling = false;
+        return;
+    }
+}
+
+/// The quiz's logged events from `from` on, in order.
+async fn read_log(shared: &Shared, code: &JoinCode, from: u64) -> Result<Vec<Sequenced>> {
+    let log = QuizKeys::new(code).log;
+    let entries: Value = shared
+        .client
+        .xrange(log, from.to_string(), "+", None)
+        .await
+        .map_err(unavailable)?;
+    let mut events = Vec::new();
     for entry in entries.into_array() {
         let mut parts = entry.into_array().into_iter();
         let (_id, fields) = (
@@ -145,31 +243,36 @@ async fn fill(shared: &Shared, code: &JoinCode, from: u64, to: Option<u64>) {
             parts.next().map(Value::into_array).unwrap_or_default(),
         );
         let Some(payload) = fields.get(1).and_then(Value::as_bytes) else {
+            tracing::warn!(quiz = %code, "logged entry without a payload");
             continue;
         };
         match parse_event(payload) {
-            Ok(event) => deliver(shared, code, event),
+            Ok(event) => events.push(event),
             Err(e) => tracing::warn!(quiz = %code, error = %e, "undecodable logged event"),
         }
     }
+    Ok(events)
 }
 
-fn deliver(shared: &Shared, code: &JoinCode, event: Sequenced) {
+/// Delivers one event of a fill that owns the quiz; false once the
+/// subscription it was started for is gone.
+fn deliver_owned(shared: &Shared, code: &JoinCode, epoch: u64, event: Sequenced) -> bool {
     {
-        let mut delivered = shared.delivered();
-        let Some(last) = delivered.get_mut(code) else {
-            return;
+        let mut streams = shared.streams();
+        let Some(stream) = streams.get_mut(code).filter(|s| s.epoch == epoch) else {
+            return false;
         };
-        if last.is_some_and(|l| event.seq <= l) {
-            return;
+        if stream.last.is_some_and(|l| event.seq <= l) {
+            return true;
         }
-        *last = Some(event.seq);
+        stream.last = Some(event.seq);
     }
     shared.sink.deliver(code, Arc::new(event));
+    true
 }
 
 async fn resubscribe_all(shared: &Shared) {
-    let codes: Vec<JoinCode> = shared.delivered().keys().cloned().collect();
+    let codes: Vec<JoinCode> = shared.streams().keys().cloned().collect();
     for code in codes {
         let channel = QuizKeys::new(&code).channel;
         let r = if shared.clustered {
@@ -183,15 +286,16 @@ async fn resubscribe_all(shared: &Shared) {
     }
 }
 
-/// Delivers, for every subscribed quiz, whatever the log holds past what was
-/// delivered: the events lost while disconnected or lagging.
-async fn resync_all(shared: &Shared) {
-    let quizzes: Vec<(JoinCode, u64)> = shared
-        .delivered()
-        .iter()
-        .filter_map(|(code, last)| last.map(|l| (code.clone(), l)))
-        .collect();
-    for (code, last) in quizzes {
-        fill(shared, &code, last + 1, None).await;
+/// Has every subscribed quiz whose position is known read its log past what
+/// was delivered: the events lost while disconnected or lagging.
+fn resync_all(shared: &Arc<Shared>, fills: &mut JoinSet<()>) {
+    let mut streams = shared.streams();
+    for (code, stream) in streams.iter_mut().filter(|(_, s)| s.last.is_some()) {
+        if stream.filling {
+            stream.again = true;
+        } else {
+            stream.filling = true;
+            fills.spawn(fill(Arc::clone(shared), code.clone(), stream.epoch));
+        }
     }
 }

@@ -14,17 +14,18 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 use quizgate_backplane::{
-    Backplane, EventSink, HostSession, JoinResult, ManualClock, MemoryBackplane, MemoryConfig,
-    RedisBackplane, RedisConfig, ResumeResult, Scores, SessionToken,
+    Backplane, HostSession, JoinResult, ManualClock, MemoryBackplane, MemoryConfig, RedisBackplane,
+    RedisConfig, ResumeResult, Scores, SessionToken,
 };
 use quizgate_domain::{HostCommand, JoinCode, PlayerId, Question, QuizDefinition, Sequenced};
 use quizgate_testkit::RedisServer;
+
+use crate::recorder::Recorder;
 
 const NICKNAMES: &[&str] = &[
     "ann", "bob", "cy", "dee", "eve", "fay", "gus", "hal", "ida", "jo", "kim", "lu", "max", "ned",
@@ -116,39 +117,6 @@ fn definition() -> QuizDefinition {
             q(4, 3, 2_000, 777),
             q(3, 0, 1_500, 0),
         ],
-    }
-}
-
-/// Every event delivered, per quiz.
-#[derive(Default)]
-struct Recorder(Mutex<HashMap<JoinCode, Vec<Sequenced>>>);
-
-impl EventSink for Recorder {
-    fn deliver(&self, quiz: &JoinCode, event: Arc<Sequenced>) {
-        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        all.entry(quiz.clone()).or_default().push((*event).clone());
-    }
-}
-
-impl Recorder {
-    /// The quiz's events once `n` have arrived (delivery runs on its own task).
-    async fn events(&self, code: &JoinCode, n: usize) -> Result<Vec<Sequenced>> {
-        let mut seen = 0;
-        for _ in 0..500 {
-            let events = self
-                .0
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(code)
-                .cloned()
-                .unwrap_or_default();
-            if events.len() >= n {
-                return Ok(events);
-            }
-            seen = events.len();
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        bail!("{seen} of {n} events of {code} delivered")
     }
 }
 

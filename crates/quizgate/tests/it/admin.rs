@@ -6,7 +6,7 @@ use quizgate_testkit::{Client, NodeProcess, create_quiz, http_request, sample_qu
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 
-use crate::support::{BIN, node, player, raw_websocket};
+use crate::support::{BIN, node, player, raw_websocket, readyz_turns};
 
 #[tokio::test]
 async fn health_readiness_and_metrics() -> Result<()> {
@@ -54,19 +54,7 @@ async fn sigterm_turns_readyz_503_and_closes_clients_with_1001() -> Result<()> {
     let (mut ann, _) = player(node.ws_addr, Encoding::Json, &code, "ann").await?;
     node.signal("TERM")?;
     // Readiness turns at once, while connections are still being drained.
-    let mut not_ready = false;
-    for _ in 0..50 {
-        if http_request(node.admin_addr, "GET", "/readyz", b"")
-            .await?
-            .0
-            == 503
-        {
-            not_ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(not_ready, "/readyz never turned 503");
+    readyz_turns(node.admin_addr, 503).await?;
     assert_eq!(ann.closed().await?, 1001);
     assert!(node.wait_exit(Duration::from_secs(10)).await?.success());
     assert!(node.logs().iter().any(|l| l.contains("\"draining\"")));

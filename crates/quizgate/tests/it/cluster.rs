@@ -10,7 +10,8 @@ use quizgate_testkit::{
 };
 
 use crate::support::{
-    answer, assert_same_ordered_streams, command, expect_error, host, player, redis_node, resume,
+    answer, assert_same_ordered_streams, command, expect_error, host, player, readyz_turns,
+    redis_node, resume,
 };
 
 fn is_reveal(index: u16) -> impl Fn(&ServerFrame) -> bool {
@@ -260,28 +261,12 @@ async fn nodes_survive_a_redis_restart_mid_quiz() -> Result<()> {
     expect_error(&mut bob, "unavailable").await?;
     // Each node notices the lost connection on its own; wait (bounded) for it.
     for n in &nodes {
-        let mut not_ready = false;
-        for _ in 0..100 {
-            if http_request(n.admin_addr, "GET", "/readyz", b"").await?.0 == 503 {
-                not_ready = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert!(not_ready, "node reports not ready while Redis is down");
+        readyz_turns(n.admin_addr, 503).await?;
     }
 
     redis.restart().await?;
     for n in &nodes {
-        let mut ready = false;
-        for _ in 0..100 {
-            if http_request(n.admin_addr, "GET", "/readyz", b"").await?.0 == 200 {
-                ready = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(ready, "node ready again after Redis came back");
+        readyz_turns(n.admin_addr, 200).await?;
     }
     // The acknowledged answer survived; the retried one counts; the quiz goes on.
     assert_eq!(

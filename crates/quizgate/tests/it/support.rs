@@ -250,3 +250,21 @@ pub(crate) async fn redis_scores(
         })
         .collect()
 }
+
+/// Waits (bounded) until the node's `/readyz` answers `status`.
+pub(crate) async fn readyz_turns(admin: SocketAddr, status: u16) -> Result<()> {
+    quizgate_testkit::wait_until(
+        &format!("/readyz answers {status}"),
+        quizgate_testkit::WAIT,
+        || async move {
+            let got = quizgate_testkit::http_request(admin, "GET", "/readyz", b"")
+                .await?
+                .0;
+            if got != status {
+                bail!("it answers {got}");
+            }
+            Ok(())
+        },
+    )
+    .await
+}
