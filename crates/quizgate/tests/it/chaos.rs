@@ -143,6 +143,8 @@ async fn play(
             rep.ended = true;
             return rep;
         }
+        // The last answer sent and not yet acknowledged.
+        let mut sent: Option<u16> = None;
         let mut pending = w
             .quiz
             .question
@@ -165,6 +167,7 @@ async fn play(
                     lost_at = Some(Instant::now());
                     continue 'connection;
                 }
+                sent = Some(q);
             }
             let frame = match c.recv_within(Duration::from_secs(15)).await {
                 Ok(f) => f,
@@ -200,13 +203,17 @@ async fn play(
                     }
                     AnswerStatus::Late | AnswerStatus::WrongPhase => {}
                 },
-                // The answer did not reach Redis: retry it shortly.
+                // Redis did not answer in time: the answer may or may not have
+                // been taken. Retry it even if its question has closed since:
+                // a taken one comes back `duplicate` with its points.
                 ServerFrame::Error {
                     code: ErrorCode::Unavailable,
                     ..
                 } => {
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    pending = current_question(&c).filter(|q| !rep.acks.contains_key(q));
+                    pending = sent
+                        .or_else(|| current_question(&c))
+                        .filter(|q| !rep.acks.contains_key(q));
                 }
                 ServerFrame::Ended { .. } => {
                     rep.ended = true;
