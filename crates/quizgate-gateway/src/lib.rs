@@ -7,12 +7,14 @@
 //! [`quizgate_backplane::Backplane`] and relays what it answers. Only this crate
 //! names tungstenite or hyper.
 
+mod close;
 mod config;
 mod connection;
 mod error;
 mod http;
 mod listener;
 mod node;
+mod outbound;
 mod registry;
 mod server;
 mod ticker;

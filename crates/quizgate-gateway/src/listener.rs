@@ -5,13 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use quizgate_protocol::{CloseCode, Encoding, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
+use quizgate_protocol::{Encoding, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
 use tokio_util::sync::CancellationToken;
 
+use crate::close::{Why, close};
 use crate::node::Node;
 
 /// Accepts until `stop`; connection tasks end on `drain`.
@@ -128,12 +129,13 @@ async fn websocket(node: Arc<Node>, stream: TcpStream, drain: CancellationToken)
     let Ok(slot) = Arc::clone(&node.connection_slots).try_acquire_owned() else {
         node.metrics.handshakes.with_label_values(&["full"]).inc();
         let mut ws = ws;
-        node.metrics
-            .closes
-            .with_label_values(&[&CloseCode::TryAgainLater.code().to_string()])
-            .inc();
-        crate::connection::close_ws(&mut ws, CloseCode::TryAgainLater, Duration::from_secs(2))
-            .await;
+        close(
+            &mut ws,
+            Why::AtCapacity,
+            &node.metrics,
+            Duration::from_secs(2),
+        )
+        .await;
         return;
     };
     node.metrics.handshakes.with_label_values(&["ok"]).inc();

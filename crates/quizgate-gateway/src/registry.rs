@@ -3,8 +3,8 @@
 //! most once per encoding and the same bytes are queued for every member.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use dashmap::DashMap;
@@ -13,84 +13,24 @@ use quizgate_domain::{
     Event, JoinCode, Millis, Phase, PlayerId, QuizDefinition, Sequenced, StandingsDue,
     StandingsGate, ranked,
 };
-use quizgate_protocol::{CloseCode, Encoding, QuizView, ServerFrame};
+use quizgate_protocol::{Encoding, QuizView, ServerFrame};
 use quizgate_telemetry::Metrics;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Notify, OnceCell, mpsc};
-use tokio_tungstenite::tungstenite::Message;
+
+use crate::close::{Evicted, Eviction};
+use crate::outbound::{Outbound, SharedEvent, encode};
 
 pub(crate) type ConnId = u64;
-
-/// What a connection's queue carries.
-#[derive(Debug)]
-pub(crate) enum Outbound {
-    /// A broadcast event, shared by every member.
-    Event(Arc<SharedEvent>),
-    /// A frame for this member only, already encoded for it. Boxed: it is rare,
-    /// and it keeps this enum (and so every queue's slots) at 16 bytes.
-    Direct(Box<Message>),
-}
-
-/// One event, encoded lazily and at most once per encoding on this node.
-#[derive(Debug)]
-pub(crate) struct SharedEvent {
-    pub(crate) seq: u64,
-    frame: ServerFrame,
-    json: OnceLock<Message>,
-    msgpack: OnceLock<Message>,
-}
-
-impl SharedEvent {
-    pub(crate) fn new(frame: ServerFrame) -> Self {
-        Self {
-            seq: frame.seq().unwrap_or(0),
-            frame,
-            json: OnceLock::new(),
-            msgpack: OnceLock::new(),
-        }
-    }
-
-    pub(crate) fn message(&self, encoding: Encoding) -> Message {
-        let cell = match encoding {
-            Encoding::Json => &self.json,
-            Encoding::MsgPack => &self.msgpack,
-        };
-        cell.get_or_init(|| encode(encoding, &self.frame)).clone()
-    }
-}
-
-/// Encodes a frame as the WebSocket message its encoding travels in.
-pub(crate) fn encode(encoding: Encoding, frame: &ServerFrame) -> Message {
-    match quizgate_protocol::encode(encoding, frame) {
-        Ok(bytes) if encoding.is_binary() => Message::Binary(bytes),
-        // serde_json writes valid UTF-8, so the check cannot fail.
-        Ok(bytes) => Message::Text(bytes.try_into().unwrap_or_default()),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot encode frame");
-            Message::Text(Default::default())
-        }
-    }
-}
-
-/// Why a member was removed from its room by someone else than itself.
-pub(crate) fn eviction_close(code: u8) -> CloseCode {
-    match code {
-        EVICT_QUIZ_GONE => CloseCode::QuizGone,
-        _ => CloseCode::SlowConsumer,
-    }
-}
-
-pub(crate) const EVICT_SLOW: u8 = 1;
-pub(crate) const EVICT_QUIZ_GONE: u8 = 2;
 
 #[derive(Debug)]
 pub(crate) struct Member {
     pub(crate) tx: mpsc::Sender<Outbound>,
     pub(crate) encoding: Encoding,
     pub(crate) player: Option<PlayerId>,
-    /// Set (to an `EVICT_*` code) before the member is dropped from its room;
-    /// the connection reads it when its queue closes.
-    pub(crate) evicted: Arc<AtomicU8>,
+    /// Set before the member is dropped from its room; the connection reads
+    /// it when its queue closes.
+    pub(crate) evicted: Arc<Eviction>,
     /// The last standing sent: score << 32 | rank.
     last_standing: AtomicU64,
 }
@@ -99,7 +39,7 @@ impl Member {
     pub(crate) fn new(
         tx: mpsc::Sender<Outbound>,
         encoding: Encoding,
-        evicted: Arc<AtomicU8>,
+        evicted: Arc<Eviction>,
     ) -> Self {
         Self {
             tx,
@@ -221,15 +161,15 @@ impl Room {
     }
 
     /// Removes a member because of `reason`; dropping its sender ends its queue.
-    pub(crate) fn evict(&self, id: ConnId, reason: u8) {
+    pub(crate) fn evict(&self, id: ConnId, reason: Evicted) {
         if let Some(m) = self.write().remove(&id) {
-            m.evicted.store(reason, Ordering::SeqCst);
+            m.evicted.set(reason);
         }
     }
 
-    pub(crate) fn evict_all(&self, reason: u8) {
+    pub(crate) fn evict_all(&self, reason: Evicted) {
         for (_, m) in self.write().drain() {
-            m.evicted.store(reason, Ordering::SeqCst);
+            m.evicted.set(reason);
         }
     }
 
@@ -446,7 +386,7 @@ impl Registry {
     pub(crate) fn remove_gone(&self, code: &JoinCode) {
         if let Some(room) = self.get(code) {
             room.gone.store(true, Ordering::Relaxed);
-            room.evict_all(EVICT_QUIZ_GONE);
+            room.evict_all(Evicted::QuizGone);
             *lock(&room.empty_since) = Some(Instant::now());
         }
     }
@@ -472,7 +412,7 @@ impl EventSink for Registry {
         // A member that cannot take a sequenced event would miss it: it must
         // reconnect and resume from the log instead.
         for id in slow {
-            room.evict(id, EVICT_SLOW);
+            room.evict(id, Evicted::QueueFull);
         }
         self.metrics
             .fanout_seconds
@@ -484,6 +424,7 @@ impl EventSink for Registry {
 mod tests {
     use quizgate_backplane::{MemoryBackplane, MemoryConfig, SystemClock};
     use quizgate_domain::{HostCommand, Question};
+    use tokio_tungstenite::tungstenite::Message;
 
     /// The text of the next queued frame, which must be a direct one.
     fn next_direct(rx: &mut mpsc::Receiver<Outbound>) -> String {
@@ -522,7 +463,7 @@ mod tests {
         let quiz = bp.create_quiz(def()).await.expect("create");
         let (slow_tx, mut slow_rx) = mpsc::channel(1);
         let (fast_tx, mut fast_rx) = mpsc::channel(8);
-        let slow_flag = Arc::new(AtomicU8::new(0));
+        let slow_flag = Arc::new(Eviction::default());
         registry
             .attach(
                 &quiz.code,
@@ -549,12 +490,12 @@ mod tests {
             .expect("skip"); // seq 2, 3
         // Delivery runs on the backplane's own task: wait for it.
         for _ in 0..1_000 {
-            if slow_flag.load(Ordering::SeqCst) == EVICT_SLOW {
+            if slow_flag.get() == Some(Evicted::QueueFull) {
                 break;
             }
             tokio::task::yield_now().await;
         }
-        assert_eq!(slow_flag.load(Ordering::SeqCst), EVICT_SLOW);
+        assert_eq!(slow_flag.get(), Some(Evicted::QueueFull));
         assert!(matches!(slow_rx.recv().await, Some(Outbound::Event(e)) if e.seq == 1));
         assert!(
             slow_rx.recv().await.is_none(),
@@ -641,7 +582,7 @@ mod tests {
         assert!(registry.get(&quiz.code).is_none(), "an idle room retires");
 
         let (tx, mut rx) = mpsc::channel(8);
-        let gone = Arc::new(AtomicU8::new(0));
+        let gone = Arc::new(Eviction::default());
         let second = registry
             .attach(
                 &quiz.code,
@@ -663,7 +604,7 @@ mod tests {
 
         // A gone quiz closes its members with 4004 and its room goes at once.
         registry.remove_gone(&quiz.code);
-        assert_eq!(gone.load(Ordering::SeqCst), EVICT_QUIZ_GONE);
+        assert_eq!(gone.get(), Some(Evicted::QuizGone));
         registry
             .remove_if_idle(&second, std::time::Duration::from_secs(3600), &bp)
             .await;

@@ -1,0 +1,444 @@
+//! What each client frame does: decode, limits, then one handler per frame
+//! type, each asking the backplane and answering the client.
+
+use std::sync::Arc;
+
+use futures_util::SinkExt;
+
+use quizgate_backplane::{JoinResult, ResumeResult, SessionToken};
+use quizgate_domain::{
+    AnswerOutcome, CommandOutcome, HostCommand, JoinCode, JoinRefused, QuizSnapshot,
+    validate_nickname,
+};
+use quizgate_protocol::{
+    AnswerResult, AnswerStatus, ClientFrame, ErrorCode, Role, ServerFrame, Welcome,
+};
+use tokio::sync::mpsc;
+
+use super::limits::Over;
+use super::{Connection, State, Step};
+use crate::close::Why;
+use crate::outbound::encode;
+use crate::registry::{Member, Room};
+use crate::view::{event_frame, quiz_view};
+
+// === impl Connection ===
+
+impl Connection {
+    pub(super) async fn on_frame(&mut self, bytes: &[u8]) -> Step {
+        // Decoded before the rate limit (decoding is bounded by the frame size)
+        // so that even a `rate_limited` error can echo the frame's `rid`.
+        let decoded = quizgate_protocol::decode(self.encoding, bytes);
+        if let Some(over) = self.limits.over_rate() {
+            if over == Over::Closed {
+                return Step::Close(Why::Abuse);
+            }
+            let rid = match &decoded {
+                Ok(frame) => frame.rid(),
+                Err(e) => e.rid(),
+            };
+            return self
+                .error(ErrorCode::RateLimited, "too many frames: slow down", rid)
+                .await;
+        }
+        let frame = match decoded {
+            Ok(frame) => frame,
+            Err(e) => {
+                self.node
+                    .metrics
+                    .frames_in
+                    .with_label_values(&["invalid"])
+                    .inc();
+                if self.limits.bad_frame() == Over::Closed {
+                    return Step::Close(Why::Abuse);
+                }
+                return self.error(e.code(), e.to_string(), e.rid()).await;
+            }
+        };
+        self.node
+            .metrics
+            .frames_in
+            .with_label_values(&[frame.kind()])
+            .inc();
+        let hello = matches!(
+            frame,
+            ClientFrame::Join { .. } | ClientFrame::Resume { .. } | ClientFrame::Host { .. }
+        );
+        if hello && !matches!(self.state, State::Fresh) {
+            return self
+                .error(
+                    ErrorCode::AlreadyJoined,
+                    "this connection already joined a quiz",
+                    frame.rid(),
+                )
+                .await;
+        }
+        match frame {
+            ClientFrame::Join {
+                code,
+                nickname,
+                rid,
+            } => self.on_join(&code, &nickname, rid).await,
+            ClientFrame::Resume {
+                token,
+                last_seq,
+                rid,
+            } => self.on_resume(&token, last_seq, rid).await,
+            ClientFrame::Host {
+                code,
+                token,
+                last_seq,
+                rid,
+            } => self.on_host(&code, &token, last_seq, rid).await,
+            ClientFrame::Answer {
+                question,
+                choice,
+                rid,
+            } => self.on_answer(question, choice, rid).await,
+            ClientFrame::Start { rid } => self.on_command(HostCommand::Start, "start", rid).await,
+            ClientFrame::Next { rid } => self.on_command(HostCommand::Next, "next", rid).await,
+            ClientFrame::Skip { rid } => self.on_command(HostCommand::Skip, "skip", rid).await,
+            ClientFrame::End { rid } => self.on_command(HostCommand::End, "end", rid).await,
+            ClientFrame::Ping { rid } => {
+                self.send(&ServerFrame::Pong {
+                    rid,
+                    ts: self.node.backplane.now_ms(),
+                })
+                .await
+            }
+        }
+    }
+
+    pub(super) async fn on_join(&mut self, code: &str, nickname: &str, rid: Option<u64>) -> Step {
+        let code = match self.join_code(code, rid).await {
+            Ok(code) => code,
+            Err(step) => return step,
+        };
+        let nickname = match validate_nickname(nickname) {
+            Ok(n) => n.to_owned(),
+            Err(e) => {
+                return self
+                    .error(ErrorCode::InvalidNickname, e.to_string(), rid)
+                    .await;
+            }
+        };
+        let room = match self.enter(&code, rid).await {
+            Ok(room) => room,
+            Err(step) => return step,
+        };
+        match self
+            .node
+            .call(self.node.backplane.join(&code, &nickname))
+            .await
+        {
+            Ok(JoinResult::Joined(session)) => {
+                room.set_player(self.id, session.player_id);
+                room.mark_dirty();
+                self.state = State::Player(session.player_id);
+                {
+                    let session = *session;
+                    let mut welcome = Self::welcome(&room, Role::Player, session.snapshot, rid);
+                    welcome.player_id = Some(session.player_id);
+                    welcome.token = Some(session.token);
+                    self.send_welcome(welcome).await
+                }
+            }
+            Ok(JoinResult::Refused(refused)) => {
+                self.leave();
+                let (code, message) = match refused {
+                    JoinRefused::NicknameTaken => (
+                        ErrorCode::NicknameTaken,
+                        "nickname already taken in this quiz",
+                    ),
+                    JoinRefused::QuizEnded => (ErrorCode::QuizEnded, "the quiz has ended"),
+                    JoinRefused::QuizFull => (ErrorCode::QuizFull, "the quiz is full"),
+                };
+                self.error(code, message, rid).await
+            }
+            Ok(JoinResult::NotFound) => {
+                self.leave();
+                self.error(ErrorCode::QuizNotFound, "no quiz with that code", rid)
+                    .await
+            }
+            Err(e) => {
+                self.leave();
+                self.backplane_error(&e, rid).await
+            }
+        }
+    }
+
+    async fn on_resume(&mut self, token: &str, last_seq: u64, rid: Option<u64>) -> Step {
+        let Some(token) = SessionToken::parse(token) else {
+            return self
+                .error(ErrorCode::InvalidToken, "not a session token", rid)
+                .await;
+        };
+        let room = match self.enter(&token.code, rid).await {
+            Ok(room) => room,
+            Err(step) => return step,
+        };
+        match self
+            .node
+            .call(self.node.backplane.resume(&token, last_seq))
+            .await
+        {
+            Ok(ResumeResult::Resumed { session, missed }) => {
+                room.set_player(self.id, session.player_id);
+                self.state = State::Player(session.player_id);
+                let mut welcome = Self::welcome(&room, Role::Player, session.snapshot, rid);
+                welcome.player_id = Some(session.player_id);
+                welcome.resumed = Some(missed.is_some());
+                self.send_welcome_and_missed(&room, welcome, missed, last_seq)
+                    .await
+            }
+            Ok(ResumeResult::InvalidToken) => {
+                self.leave();
+                self.error(
+                    ErrorCode::InvalidToken,
+                    "unknown or forged session token",
+                    rid,
+                )
+                .await
+            }
+            Err(e) => {
+                self.leave();
+                self.backplane_error(&e, rid).await
+            }
+        }
+    }
+
+    async fn on_host(
+        &mut self,
+        code: &str,
+        token: &str,
+        last_seq: Option<u64>,
+        rid: Option<u64>,
+    ) -> Step {
+        let code = match self.join_code(code, rid).await {
+            Ok(code) => code,
+            Err(step) => return step,
+        };
+        let room = match self.enter(&code, rid).await {
+            Ok(room) => room,
+            Err(step) => return step,
+        };
+        match self
+            .node
+            .call(self.node.backplane.host(&code, token, last_seq))
+            .await
+        {
+            Ok(Some(hosted)) => {
+                self.state = State::Host;
+                let mut welcome = Self::welcome(&room, Role::Host, hosted.snapshot, rid);
+                welcome.resumed = last_seq.map(|_| hosted.missed.is_some());
+                self.send_welcome_and_missed(&room, welcome, hosted.missed, last_seq.unwrap_or(0))
+                    .await
+            }
+            Ok(None) => {
+                self.leave();
+                self.error(ErrorCode::InvalidToken, "wrong host token", rid)
+                    .await
+            }
+            Err(e) => {
+                self.leave();
+                self.backplane_error(&e, rid).await
+            }
+        }
+    }
+
+    /// A reconnecting client's welcome, then the events it missed (after
+    /// `last_seq`), in order, before anything else queued for it.
+    async fn send_welcome_and_missed(
+        &mut self,
+        room: &Room,
+        welcome: Welcome,
+        missed: quizgate_backplane::Missed,
+        last_seq: u64,
+    ) -> Step {
+        match self.send_welcome(welcome).await {
+            Step::Continue => {}
+            other => return other,
+        }
+        for ev in missed
+            .unwrap_or_default()
+            .iter()
+            .filter(|ev| ev.seq > last_seq)
+        {
+            let msg = encode(self.encoding, &event_frame(&room.definition, ev));
+            if !self.write(|ws| ws.feed(msg)).await {
+                return Step::End;
+            }
+        }
+        if self.write(|ws| ws.flush()).await {
+            Step::Continue
+        } else {
+            Step::End
+        }
+    }
+
+    async fn on_answer(&mut self, question: u16, choice: u8, rid: Option<u64>) -> Step {
+        let started = std::time::Instant::now();
+        let (room, player) = match (&self.state, &self.room) {
+            (State::Player(player), Some(room)) => (Arc::clone(room), *player),
+            (State::Host, _) => {
+                return self
+                    .error(ErrorCode::NotJoined, "only players answer", rid)
+                    .await;
+            }
+            _ => {
+                return self
+                    .error(ErrorCode::NotJoined, "join a quiz first", rid)
+                    .await;
+            }
+        };
+        let call = self
+            .node
+            .backplane
+            .answer(&room.code, player, question, choice);
+        let outcome = match self.node.call(call).await {
+            Ok(Some(outcome)) => outcome,
+            Ok(None) => {
+                return self
+                    .error(ErrorCode::QuizNotFound, "the quiz no longer exists", rid)
+                    .await;
+            }
+            Err(e) => return self.backplane_error(&e, rid).await,
+        };
+        let result = |status, record: Option<quizgate_domain::AnswerRecord>| AnswerResult {
+            rid,
+            question,
+            status,
+            choice: record.map(|r| r.choice),
+            points: record.map(|r| r.points),
+            total: record.map(|r| r.total),
+        };
+        let (label, frame) = match outcome {
+            AnswerOutcome::Accepted(r) => {
+                room.mark_dirty();
+                ("accepted", result(AnswerStatus::Accepted, Some(r)))
+            }
+            AnswerOutcome::Duplicate(r) => ("duplicate", result(AnswerStatus::Duplicate, Some(r))),
+            AnswerOutcome::Late => ("late", result(AnswerStatus::Late, None)),
+            AnswerOutcome::WrongPhase => ("wrong_phase", result(AnswerStatus::WrongPhase, None)),
+            AnswerOutcome::InvalidChoice => {
+                self.node
+                    .metrics
+                    .answers
+                    .with_label_values(&["invalid_choice"])
+                    .inc();
+                return self
+                    .error(
+                        ErrorCode::InvalidChoice,
+                        "no such choice in this question",
+                        rid,
+                    )
+                    .await;
+            }
+        };
+        self.node.metrics.answers.with_label_values(&[label]).inc();
+        let step = self.send(&ServerFrame::AnswerResult(frame)).await;
+        self.node
+            .metrics
+            .answer_seconds
+            .observe(started.elapsed().as_secs_f64());
+        step
+    }
+
+    async fn on_command(&mut self, cmd: HostCommand, name: &'static str, rid: Option<u64>) -> Step {
+        let room = match (&self.state, &self.room) {
+            (State::Host, Some(room)) => Arc::clone(room),
+            (State::Player(_), _) => {
+                return self
+                    .error(ErrorCode::NotHost, "only the host may do that", rid)
+                    .await;
+            }
+            _ => {
+                return self
+                    .error(ErrorCode::NotJoined, "authenticate as host first", rid)
+                    .await;
+            }
+        };
+        match self
+            .node
+            .call(self.node.backplane.command(&room.code, cmd))
+            .await
+        {
+            Ok(Some(CommandOutcome::Done)) => {
+                self.send(&ServerFrame::Ack {
+                    rid,
+                    command: name.to_owned(),
+                })
+                .await
+            }
+            Ok(Some(CommandOutcome::WrongPhase)) => {
+                self.error(
+                    ErrorCode::WrongPhase,
+                    format!("{name} does not fit the quiz's phase"),
+                    rid,
+                )
+                .await
+            }
+            Ok(None) => {
+                self.error(ErrorCode::QuizNotFound, "the quiz no longer exists", rid)
+                    .await
+            }
+            Err(e) => self.backplane_error(&e, rid).await,
+        }
+    }
+
+    /// Parses a join code typed by a person; on failure the error has been sent.
+    async fn join_code(&mut self, raw: &str, rid: Option<u64>) -> Result<JoinCode, Step> {
+        match JoinCode::parse(raw) {
+            Ok(code) => Ok(code),
+            Err(e) => Err(self.error(ErrorCode::InvalidCode, e.to_string(), rid).await),
+        }
+    }
+
+    /// Attaches this connection to the quiz's room; afterwards every event of
+    /// the quiz reaches its queue. On failure, the error has been sent.
+    async fn enter(&mut self, code: &JoinCode, rid: Option<u64>) -> Result<Arc<Room>, Step> {
+        let (tx, rx) = mpsc::channel(self.node.config.outbound_queue);
+        let member = Member::new(tx, self.encoding, Arc::clone(&self.evicted));
+        match self
+            .node
+            .registry
+            .attach(code, self.id, member, self.node.backplane.as_ref())
+            .await
+        {
+            Ok(Some(room)) => {
+                self.rx = Some(rx);
+                // Until the join succeeds this connection is a member without a
+                // player; `leave` undoes it on failure.
+                self.room = Some(Arc::clone(&room));
+                Ok(room)
+            }
+            Ok(None) => Err(self
+                .error(ErrorCode::QuizNotFound, "no quiz with that code", rid)
+                .await),
+            Err(e) => Err(self.backplane_error(&e, rid).await),
+        }
+    }
+
+    /// The welcome for this connection's room; callers fill in the player's fields.
+    fn welcome(room: &Room, role: Role, snapshot: QuizSnapshot, rid: Option<u64>) -> Welcome {
+        Welcome {
+            rid,
+            role,
+            code: room.code.to_string(),
+            title: room.definition.title.clone(),
+            player_id: None,
+            token: None,
+            resumed: None,
+            quiz: quiz_view(&room.definition, snapshot),
+        }
+    }
+
+    /// Sends the welcome; the client has everything up to its snapshot's `seq`.
+    async fn send_welcome(&mut self, welcome: Welcome) -> Step {
+        if let Some(room) = &self.room {
+            room.observe_view(&welcome.quiz);
+        }
+        self.last_seq = welcome.quiz.seq;
+        self.send(&ServerFrame::Welcome(Box::new(welcome))).await
+    }
+}
