@@ -18,6 +18,9 @@ pub struct Client {
     pub encoding: Encoding,
     /// Every sequenced frame received, in arrival order.
     pub events: Vec<ServerFrame>,
+    /// Every frame received, as the JSON value it decodes to (MessagePack
+    /// frames carry the same maps), for checks against the protocol's schema.
+    pub received: Vec<serde_json::Value>,
 }
 
 impl Client {
@@ -85,6 +88,7 @@ impl Client {
                 ws,
                 encoding,
                 events: Vec::new(),
+                received: Vec::new(),
             },
             chosen,
         ))
@@ -117,7 +121,7 @@ impl Client {
             let msg = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
                 .context("no frame in time")?;
-            let frame: ServerFrame = match msg {
+            let value: serde_json::Value = match msg {
                 Some(Ok(Message::Text(t))) if self.encoding == Encoding::Json => {
                     serde_json::from_str(t.as_str()).with_context(|| format!("decode {t}"))?
                 }
@@ -130,6 +134,9 @@ impl Client {
                 Some(Err(e)) => bail!("read error: {e}"),
                 None => bail!("connection ended"),
             };
+            let frame: ServerFrame =
+                serde_json::from_value(value.clone()).with_context(|| format!("decode {value}"))?;
+            self.received.push(value);
             if frame.seq().is_some() {
                 self.events.push(frame.clone());
             }

@@ -6,4 +6,5 @@ mod chaos;
 mod cluster;
 mod protocol;
 mod quiz;
+mod schema;
 mod support;

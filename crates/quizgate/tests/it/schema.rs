@@ -1,0 +1,334 @@
+//! `docs/protocol.schema.json` against a real node, in both encodings: every
+//! frame the node sends fits `ServerFrame` (which allows no unlisted field),
+//! every client frame the node accepts fits `ClientFrame`, and every one it
+//! refuses as malformed or invalid does not.
+
+use std::collections::BTreeSet;
+
+use anyhow::{Context, Result, anyhow, bail};
+use boon::{Compiler, SchemaIndex, Schemas};
+use quizgate_protocol::{Encoding, ServerFrame};
+use quizgate_testkit::{Client, create_quiz, sample_quiz};
+use serde_json::{Value, json};
+
+use crate::support::{node, reply};
+
+const SCHEMA_URL: &str = "urn:quizgate:protocol:v1";
+
+struct Schema {
+    schemas: Schemas,
+    client: SchemaIndex,
+    server: SchemaIndex,
+    /// The `t` of every server frame the schema describes.
+    server_types: BTreeSet<String>,
+}
+
+impl Schema {
+    fn load() -> Result<Self> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/protocol.schema.json"
+        );
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+        let server_types = doc["$defs"]["ServerFrame"]["oneOf"]
+            .as_array()
+            .context("ServerFrame.oneOf")?
+            .iter()
+            .filter_map(|r| r["$ref"].as_str()?.strip_prefix("#/$defs/"))
+            .filter_map(|name| doc["$defs"][name]["properties"]["t"]["const"].as_str())
+            .map(str::to_owned)
+            .collect();
+        let mut schemas = Schemas::new();
+        let mut compiler = Compiler::new();
+        compiler
+            .add_resource(SCHEMA_URL, doc)
+            .map_err(|e| anyhow!("{e}"))?;
+        let mut compile = |def: &str| {
+            compiler
+                .compile(&format!("{SCHEMA_URL}#/$defs/{def}"), &mut schemas)
+                .map_err(|e| anyhow!("{def}: {e}"))
+        };
+        let (client, server) = (compile("ClientFrame")?, compile("ServerFrame")?);
+        Ok(Self {
+            schemas,
+            client,
+            server,
+            server_types,
+        })
+    }
+
+    fn fits(&self, index: SchemaIndex, frame: &Value) -> Result<(), String> {
+        self.schemas
+            .validate(frame, index)
+            .map_err(|e| format!("{e:#}"))
+    }
+}
+
+/// The error codes with which the node refuses a frame the schema must refuse too.
+const REFUSED: &[&str] = &[
+    "malformed_frame",
+    "unknown_type",
+    "invalid_frame",
+    "invalid_code",
+    "invalid_nickname",
+];
+
+/// Client frames sent, each with whether the node accepted it.
+#[derive(Default)]
+struct Sent(Vec<(Value, bool)>);
+
+impl Sent {
+    /// Sends `frame` and reads the node's reply to it (skipping broadcasts).
+    async fn exchange(&mut self, c: &mut Client, frame: Value) -> Result<ServerFrame> {
+        c.send(frame.clone()).await?;
+        let got = reply(c).await?;
+        let refused =
+            matches!(&got, ServerFrame::Error { code, .. } if REFUSED.contains(&code.as_str()));
+        self.0.push((frame, !refused));
+        Ok(got)
+    }
+}
+
+fn expect(got: &ServerFrame, t: &str) -> Result<()> {
+    let value = serde_json::to_value(got)?;
+    if value["t"] != t {
+        bail!("expected {t}, got {value}");
+    }
+    Ok(())
+}
+
+/// A whole quiz with every reply, broadcast and error the schema lists.
+async fn play(
+    addr: std::net::SocketAddr,
+    encoding: Encoding,
+    sent: &mut Sent,
+) -> Result<Vec<Client>> {
+    let (code, token) = create_quiz(addr, &sample_quiz(2, 60_000)).await?;
+    let mut host = Client::connect(addr, encoding).await?;
+    let mut ann = Client::connect(addr, encoding).await?;
+    let mut bob = Client::connect(addr, encoding).await?;
+    let mut odd = Client::connect(addr, encoding).await?;
+
+    // Refused before any join.
+    for frame in [
+        json!({"t": 1, "rid": 1}),
+        json!({"rid": 2}),
+        json!({"t": "dance", "rid": 3}),
+        json!({"t": "answer", "question": -1, "choice": 0, "rid": 4}),
+        json!({"t": "answer", "question": 0, "choice": 256}),
+        json!({"t": "answer", "question": 0}),
+        json!({"t": "join", "code": code, "nickname": 7}),
+        json!({"t": "join", "code": "0OIL1U", "nickname": "zed"}),
+        json!({"t": "join", "code": code, "nickname": "   "}),
+        json!({"t": "join", "code": code, "nickname": "z\u{200B}ed"}),
+        json!({"t": "join", "code": code, "nickname": "z\u{061C}ed"}),
+        json!({"t": "resume", "token": "x", "last_seq": -1}),
+        json!({"t": "ping", "rid": 1_u64 << 60}),
+    ] {
+        expect(&sent.exchange(&mut odd, frame).await?, "error")?;
+    }
+    // Accepted, though the answer is an error: no such quiz, no join.
+    expect(
+        &sent
+            .exchange(
+                &mut odd,
+                json!({"t": "answer", "question": 0, "choice": 0, "rid": 5, "mine": true}),
+            )
+            .await?,
+        "error",
+    )?;
+    expect(
+        &sent
+            .exchange(&mut odd, json!({"t": "ping", "rid": 6}))
+            .await?,
+        "pong",
+    )?;
+    expect(
+        &sent
+            .exchange(
+                &mut odd,
+                json!({"t": "join", "code": "ZZZZZZ", "nickname": "zed"}),
+            )
+            .await?,
+        "error",
+    )?;
+
+    let lower = code.to_lowercase();
+    expect(
+        &sent
+            .exchange(
+                &mut host,
+                json!({"t": "host", "code": lower, "token": token, "rid": 1}),
+            )
+            .await?,
+        "welcome",
+    )?;
+    expect(
+        &sent
+            .exchange(
+                &mut ann,
+                json!({"t": "join", "code": code, "nickname": "ann", "rid": 1}),
+            )
+            .await?,
+        "welcome",
+    )?;
+    let welcome = sent
+        .exchange(
+            &mut bob,
+            json!({"t": "join", "code": code, "nickname": "bob"}),
+        )
+        .await?;
+    let ServerFrame::Welcome(w) = welcome else {
+        bail!("bob: {welcome:?}")
+    };
+    let bob_token = w.token.context("bob's token")?;
+    expect(
+        &sent
+            .exchange(
+                &mut odd,
+                json!({"t": "join", "code": code, "nickname": "ANN"}),
+            )
+            .await?,
+        "error",
+    )?;
+    expect(
+        &sent
+            .exchange(&mut host, json!({"t": "next", "rid": 2}))
+            .await?,
+        "error",
+    )?;
+    expect(
+        &sent.exchange(&mut ann, json!({"t": "start"})).await?,
+        "error",
+    )?;
+    expect(
+        &sent
+            .exchange(&mut ann, json!({"t": "answer", "question": 0, "choice": 0}))
+            .await?,
+        "answer_result",
+    )?;
+
+    expect(
+        &sent
+            .exchange(&mut host, json!({"t": "start", "rid": 3}))
+            .await?,
+        "ack",
+    )?;
+    expect(
+        &sent
+            .exchange(
+                &mut ann,
+                json!({"t": "answer", "question": 0, "choice": 0, "rid": 2}),
+            )
+            .await?,
+        "answer_result",
+    )?;
+    expect(
+        &sent
+            .exchange(&mut ann, json!({"t": "answer", "question": 0, "choice": 1}))
+            .await?,
+        "answer_result",
+    )?;
+    expect(
+        &sent
+            .exchange(&mut bob, json!({"t": "answer", "question": 0, "choice": 9}))
+            .await?,
+        "error",
+    )?;
+    expect(
+        &sent
+            .exchange(&mut bob, json!({"t": "answer", "question": 1, "choice": 0}))
+            .await?,
+        "answer_result",
+    )?;
+    // Bob's answer closes the question: reveal, leaderboard, standings.
+    expect(
+        &sent
+            .exchange(&mut bob, json!({"t": "answer", "question": 0, "choice": 2}))
+            .await?,
+        "answer_result",
+    )?;
+    ann.recv_until("a standing", |f| matches!(f, ServerFrame::Standing { .. }))
+        .await?;
+
+    expect(
+        &sent.exchange(&mut host, json!({"t": "next"})).await?,
+        "ack",
+    )?;
+    expect(
+        &sent.exchange(&mut host, json!({"t": "skip"})).await?,
+        "ack",
+    )?;
+    expect(
+        &sent
+            .exchange(&mut ann, json!({"t": "answer", "question": 1, "choice": 1}))
+            .await?,
+        "answer_result",
+    )?;
+    // Bob comes back on a new connection and is replayed what he missed.
+    drop(bob);
+    let mut bob = Client::connect(addr, encoding).await?;
+    let got = sent
+        .exchange(
+            &mut bob,
+            json!({"t": "resume", "token": bob_token, "last_seq": 1, "rid": 7}),
+        )
+        .await?;
+    expect(&got, "welcome")?;
+    expect(
+        &sent
+            .exchange(&mut host, json!({"t": "end", "rid": 4}))
+            .await?,
+        "ack",
+    )?;
+    for c in [&mut host, &mut ann, &mut bob] {
+        c.recv_until("ended", |f| matches!(f, ServerFrame::Ended { .. }))
+            .await?;
+    }
+    ann.recv_until("the final standing", |f| {
+        matches!(f, ServerFrame::Standing { .. })
+    })
+    .await?;
+    Ok(vec![host, ann, bob, odd])
+}
+
+#[tokio::test]
+async fn the_schema_describes_every_frame_a_node_sends_and_accepts() -> Result<()> {
+    let schema = Schema::load()?;
+    let node = node(&[]).await?;
+    for encoding in [Encoding::Json, Encoding::MsgPack] {
+        let mut sent = Sent::default();
+        let clients = play(node.ws_addr, encoding, &mut sent).await?;
+
+        let mut seen = BTreeSet::new();
+        for value in clients.iter().flat_map(|c| &c.received) {
+            if let Err(e) = schema.fits(schema.server, value) {
+                bail!("{encoding:?}: the node sent a frame outside the schema: {value}\n{e}");
+            }
+            seen.insert(value["t"].as_str().unwrap_or_default().to_owned());
+        }
+        assert_eq!(
+            seen, schema.server_types,
+            "{encoding:?}: every server frame type was seen"
+        );
+
+        let (mut accepted, mut refused) = (0, 0);
+        for (frame, ok) in &sent.0 {
+            match (ok, schema.fits(schema.client, frame)) {
+                (true, Ok(())) => accepted += 1,
+                (false, Err(_)) => refused += 1,
+                (true, Err(e)) => {
+                    bail!("{encoding:?}: accepted by the node, refused by the schema: {frame}\n{e}")
+                }
+                (false, Ok(())) => {
+                    bail!("{encoding:?}: refused by the node, accepted by the schema: {frame}")
+                }
+            }
+        }
+        assert!(
+            accepted >= 20 && refused >= 12,
+            "{encoding:?}: {accepted} accepted, {refused} refused"
+        );
+    }
+    Ok(())
+}
