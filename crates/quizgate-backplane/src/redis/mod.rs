@@ -8,9 +8,13 @@
 //! quiz is resynchronised from the log. Delivery to the sink stays gapless and
 //! in order whatever Redis does, as long as the log still holds the events.
 
+mod config;
 mod keys;
 mod reply;
+mod scripts;
 mod subscriber;
+
+pub use self::config::RedisConfig;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -28,81 +32,13 @@ use quizgate_domain::{
 
 use self::keys::QuizKeys;
 use self::reply::{Reply, corrupt};
+use self::scripts::Scripts;
 use crate::delivery::Supervised;
 use crate::token::{new_code, new_secret};
 use crate::{
     Backplane, BackplaneError, Clock, CreatedQuiz, EventSink, HostSession, JoinResult, Result,
     ResumeResult, Scores, Session, SessionToken, SystemClock, Tick,
 };
-
-const PRELUDE: &str = include_str!("prelude.lua");
-
-#[derive(Debug, Clone)]
-pub struct RedisConfig {
-    /// `redis://host:port` for one Redis; `redis-cluster://host:port?node=host:port&…`
-    /// for Redis Cluster (sharded Pub/Sub).
-    pub url: String,
-    pub leaderboard_interval_ms: Millis,
-    pub idle_ttl_ms: Millis,
-    pub ended_ttl_ms: Millis,
-    /// Events kept per quiz in its log (a Redis Stream, trimmed approximately).
-    pub log_capacity: usize,
-    /// Each Redis command fails after this long (the client then gets `unavailable`).
-    pub command_timeout: Duration,
-    /// Most players one quiz admits.
-    pub max_players: u32,
-    /// The clock that decides. `None` (the default, and the only sane setting in a
-    /// cluster) is Redis's own `TIME`; tests pass a manual clock, whose time
-    /// every script then uses instead.
-    pub clock: Option<Arc<dyn Clock>>,
-}
-
-impl RedisConfig {
-    /// The URL, the embedded store's defaults for the quiz settings, a 2 s
-    /// command timeout and Redis's own clock.
-    pub fn new(url: impl Into<String>) -> Self {
-        let quiz = crate::MemoryConfig::default();
-        Self {
-            url: url.into(),
-            leaderboard_interval_ms: quiz.leaderboard_interval_ms,
-            idle_ttl_ms: quiz.idle_ttl_ms,
-            ended_ttl_ms: quiz.ended_ttl_ms,
-            log_capacity: quiz.log_capacity,
-            command_timeout: Duration::from_secs(2),
-            max_players: quiz.max_players,
-            clock: None,
-        }
-    }
-}
-
-struct Scripts {
-    create: Script,
-    join: Script,
-    resume: Script,
-    host: Script,
-    command: Script,
-    answer: Script,
-    close: Script,
-    leaderboard: Script,
-    scores: Script,
-}
-
-impl Scripts {
-    fn new() -> Self {
-        let s = |body: &str| Script::from_lua(format!("{PRELUDE}\n{body}"));
-        Self {
-            create: s(include_str!("create.lua")),
-            join: s(include_str!("join.lua")),
-            resume: s(include_str!("resume.lua")),
-            host: s(include_str!("host.lua")),
-            command: s(include_str!("command.lua")),
-            answer: s(include_str!("answer.lua")),
-            close: s(include_str!("close.lua")),
-            leaderboard: s(include_str!("leaderboard.lua")),
-            scores: s(include_str!("scores.lua")),
-        }
-    }
-}
 
 /// Shared between the backplane and its subscriber task.
 pub(crate) struct Shared {
