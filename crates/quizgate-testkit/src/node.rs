@@ -19,7 +19,8 @@ pub struct NodeProcess {
 
 impl NodeProcess {
     /// Starts `bin` with `env` on top of free ports and JSON logs, and waits for
-    /// its "listening" line.
+    /// its "listening" line (the addresses) and then its "serving" line (from
+    /// then on `/readyz` answers 200 if the backplane is ready).
     pub async fn spawn(bin: impl AsRef<Path>, env: &[(&str, &str)]) -> Result<Self> {
         let mut cmd = Command::new(bin.as_ref());
         cmd.env("QUIZGATE_LISTEN", "127.0.0.1:0")
@@ -40,6 +41,7 @@ impl NodeProcess {
         let mut lines = BufReader::new(stderr).lines();
         let logs = Arc::new(Mutex::new(Vec::new()));
         let addrs = tokio::time::timeout(crate::WAIT, async {
+            let mut addrs = None;
             while let Some(line) = lines.next_line().await? {
                 logs.lock().expect("logs").push(line.clone());
                 let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
@@ -49,10 +51,14 @@ impl NodeProcess {
                     let ws: SocketAddr = v["ws_addr"].as_str().context("ws_addr")?.parse()?;
                     let admin: SocketAddr =
                         v["admin_addr"].as_str().context("admin_addr")?.parse()?;
-                    return Ok::<_, anyhow::Error>((ws, admin));
+                    addrs = Some((ws, admin));
+                } else if v["message"] == "serving"
+                    && let Some(addrs) = addrs
+                {
+                    return Ok::<_, anyhow::Error>(addrs);
                 }
             }
-            bail!("node exited before listening")
+            bail!("node exited before serving")
         })
         .await;
         let (ws_addr, admin_addr) = match addrs {
