@@ -452,42 +452,63 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_full_queue_evicts_the_member_and_spares_the_others() {
+    /// A registry, the embedded backplane delivering to it, and one quiz.
+    async fn world() -> (Arc<Registry>, MemoryBackplane, JoinCode) {
         let registry = Arc::new(Registry::new(Metrics::new()));
         let bp = MemoryBackplane::new(
             registry.clone(),
             Arc::new(SystemClock),
             MemoryConfig::default(),
         );
-        let quiz = bp.create_quiz(def()).await.expect("create");
+        let code = bp.create_quiz(def()).await.expect("create").code;
+        (registry, bp, code)
+    }
+
+    /// Attaches member `id` with this queue and eviction flag; the quiz exists.
+    async fn attach(
+        registry: &Registry,
+        bp: &MemoryBackplane,
+        code: &JoinCode,
+        id: ConnId,
+        tx: mpsc::Sender<Outbound>,
+        encoding: Encoding,
+        evicted: Arc<Eviction>,
+    ) -> Arc<Room> {
+        registry
+            .attach(code, id, Member::new(tx, encoding, evicted), bp)
+            .await
+            .expect("attach")
+            .expect("the quiz exists")
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_evicts_the_member_and_spares_the_others() {
+        let (registry, bp, code) = world().await;
         let (slow_tx, mut slow_rx) = mpsc::channel(1);
         let (fast_tx, mut fast_rx) = mpsc::channel(8);
         let slow_flag = Arc::new(Eviction::default());
-        registry
-            .attach(
-                &quiz.code,
-                1,
-                Member::new(slow_tx, Encoding::Json, slow_flag.clone()),
-                &bp,
-            )
-            .await
-            .expect("attach");
-        registry
-            .attach(
-                &quiz.code,
-                2,
-                Member::new(fast_tx, Encoding::MsgPack, Arc::default()),
-                &bp,
-            )
-            .await
-            .expect("attach");
-        bp.command(&quiz.code, HostCommand::Start)
-            .await
-            .expect("start"); // seq 1
-        bp.command(&quiz.code, HostCommand::Skip)
-            .await
-            .expect("skip"); // seq 2, 3
+        attach(
+            &registry,
+            &bp,
+            &code,
+            1,
+            slow_tx,
+            Encoding::Json,
+            slow_flag.clone(),
+        )
+        .await;
+        attach(
+            &registry,
+            &bp,
+            &code,
+            2,
+            fast_tx,
+            Encoding::MsgPack,
+            Arc::default(),
+        )
+        .await;
+        bp.command(&code, HostCommand::Start).await.expect("start"); // seq 1
+        bp.command(&code, HostCommand::Skip).await.expect("skip"); // seq 2, 3
         // Delivery runs on the backplane's own task: wait for it.
         for _ in 0..1_000 {
             if slow_flag.get() == Some(Evicted::QueueFull) {
@@ -511,24 +532,9 @@ mod tests {
 
     #[tokio::test]
     async fn standings_go_only_to_players_whose_standing_changed() {
-        let registry = Arc::new(Registry::new(Metrics::new()));
-        let bp = MemoryBackplane::new(
-            registry.clone(),
-            Arc::new(SystemClock),
-            MemoryConfig::default(),
-        );
-        let quiz = bp.create_quiz(def()).await.expect("create");
+        let (registry, bp, code) = world().await;
         let (tx, mut rx) = mpsc::channel(8);
-        let room = registry
-            .attach(
-                &quiz.code,
-                1,
-                Member::new(tx, Encoding::Json, Arc::default()),
-                &bp,
-            )
-            .await
-            .expect("attach")
-            .expect("room");
+        let room = attach(&registry, &bp, &code, 1, tx, Encoding::Json, Arc::default()).await;
         room.set_player(1, 2);
         room.send_standings(&[(1, 50), (2, 50), (3, 10)], false);
         assert_eq!(
@@ -552,62 +558,33 @@ mod tests {
 
     #[tokio::test]
     async fn an_idle_room_retires_and_the_next_member_gets_a_fresh_subscribed_one() {
-        let registry = Arc::new(Registry::new(Metrics::new()));
-        let bp = MemoryBackplane::new(
-            registry.clone(),
-            Arc::new(SystemClock),
-            MemoryConfig::default(),
-        );
-        let quiz = bp.create_quiz(def()).await.expect("create");
+        let (registry, bp, code) = world().await;
         let (tx, _rx) = mpsc::channel(8);
-        let first = registry
-            .attach(
-                &quiz.code,
-                1,
-                Member::new(tx, Encoding::Json, Arc::default()),
-                &bp,
-            )
-            .await
-            .expect("attach")
-            .expect("quiz exists");
+        let first = attach(&registry, &bp, &code, 1, tx, Encoding::Json, Arc::default()).await;
         let linger = std::time::Duration::ZERO;
         registry.remove_if_idle(&first, linger, &bp).await;
-        assert!(
-            registry.get(&quiz.code).is_some(),
-            "a room with a member stays"
-        );
+        assert!(registry.get(&code).is_some(), "a room with a member stays");
 
         registry.detach(&first, 1);
         registry.remove_if_idle(&first, linger, &bp).await;
-        assert!(registry.get(&quiz.code).is_none(), "an idle room retires");
+        assert!(registry.get(&code).is_none(), "an idle room retires");
 
         let (tx, mut rx) = mpsc::channel(8);
         let gone = Arc::new(Eviction::default());
-        let second = registry
-            .attach(
-                &quiz.code,
-                2,
-                Member::new(tx, Encoding::Json, gone.clone()),
-                &bp,
-            )
-            .await
-            .expect("attach")
-            .expect("quiz exists");
+        let second = attach(&registry, &bp, &code, 2, tx, Encoding::Json, gone.clone()).await;
         assert!(!Arc::ptr_eq(&first, &second), "a fresh room");
-        bp.command(&quiz.code, HostCommand::Start)
-            .await
-            .expect("start");
+        bp.command(&code, HostCommand::Start).await.expect("start");
         let event = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
             .await
             .expect("the fresh room is subscribed");
         assert!(matches!(event, Some(Outbound::Event(e)) if e.seq == 1));
 
         // A gone quiz closes its members with 4004 and its room goes at once.
-        registry.remove_gone(&quiz.code);
+        registry.remove_gone(&code);
         assert_eq!(gone.get(), Some(Evicted::QuizGone));
         registry
             .remove_if_idle(&second, std::time::Duration::from_secs(3600), &bp)
             .await;
-        assert!(registry.get(&quiz.code).is_none());
+        assert!(registry.get(&code).is_none());
     }
 }

@@ -51,6 +51,25 @@ fn gapless(events: &[Sequenced]) -> Vec<u64> {
     seqs
 }
 
+/// Logs event `seq` of the quiz as a script would, but publishes nothing:
+/// its Pub/Sub message is "lost".
+async fn log_unpublished(server: &RedisServer, code: &JoinCode, seq: u64) -> Result<()> {
+    let id = format!("{seq}-1");
+    server
+        .cli(&[
+            "XADD",
+            &format!("{{q:{code}}}:log"),
+            &id,
+            "e",
+            &leaderboard(seq)?,
+        ])
+        .await?;
+    server
+        .cli(&["HINCRBY", &format!("{{q:{code}}}:meta"), "seq", "1"])
+        .await?;
+    Ok(())
+}
+
 async fn quiz(bp: &RedisBackplane) -> Result<JoinCode> {
     let code = bp.create_quiz(definition()).await?.code;
     bp.subscribe(&code).await?;
@@ -67,13 +86,7 @@ async fn a_lost_message_is_read_from_the_log_and_delivered_in_order() -> Result<
     bp.command(&a, HostCommand::Start).await?;
     sink.events(&a, 1).await?;
     // Event 2 is logged but its Pub/Sub message is lost: nobody publishes it.
-    let lost = leaderboard(2)?;
-    server
-        .cli(&["XADD", &format!("{{q:{a}}}:log"), "2-1", "e", &lost])
-        .await?;
-    server
-        .cli(&["HINCRBY", &format!("{{q:{a}}}:meta"), "seq", "1"])
-        .await?;
+    log_unpublished(&server, &a, 2).await?;
     // Event 3 arrives live and reveals the gap.
     bp.command(&a, HostCommand::Skip).await?;
 
@@ -125,12 +138,7 @@ async fn a_gap_that_cannot_be_read_holds_back_its_own_quiz_only() -> Result<()> 
     // Once the log is readable, the next event of A fills the gap.
     server.cli(&["DEL", &log]).await?;
     server.cli(&["RENAME", "saved-log", &log]).await?;
-    server
-        .cli(&["XADD", &log, "2-1", "e", &leaderboard(2)?])
-        .await?;
-    server
-        .cli(&["HINCRBY", &format!("{{q:{a}}}:meta"), "seq", "1"])
-        .await?;
+    log_unpublished(&server, &a, 2).await?;
     bp.command(&a, HostCommand::Skip).await?;
     let events = sink.events(&a, 3).await?;
     gapless(&events);
