@@ -6,6 +6,7 @@
 //! owns delivery for its quiz, and the receive loop, which goes on serving
 //! every other quiz, only notes that the fill must read the log once more.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -51,6 +52,36 @@ impl Stream {
             again: false,
         }
     }
+
+    /// Takes `seq` as the last delivered if it is past it; false for a repeat.
+    fn advance(&mut self, seq: u64) -> bool {
+        if self.last.is_some_and(|l| seq <= l) {
+            return false;
+        }
+        self.last = Some(seq);
+        true
+    }
+
+    /// Hands the quiz to a fill: the epoch to start one for, or `None` if one
+    /// runs already (it is told to read the log once more).
+    fn claim_fill(&mut self) -> Option<u64> {
+        if self.filling {
+            self.again = true;
+            None
+        } else {
+            self.filling = true;
+            Some(self.epoch)
+        }
+    }
+}
+
+/// The stream a fill was started for, unless that subscription is gone.
+fn owned<'a>(
+    streams: &'a mut HashMap<JoinCode, Stream>,
+    code: &JoinCode,
+    epoch: u64,
+) -> Option<&'a mut Stream> {
+    streams.get_mut(code).filter(|s| s.epoch == epoch)
 }
 
 /// Receives until `stop`; returns why it ended (see `crate::delivery`). The
@@ -96,12 +127,7 @@ pub(crate) async fn subscribe(shared: &Shared, code: &JoinCode) -> Result<()> {
         .entry(code.clone())
         .or_insert_with(Stream::new);
     let keys = QuizKeys::new(code);
-    let subscribed = if shared.clustered {
-        shared.subscriber.ssubscribe(keys.channel.clone()).await
-    } else {
-        shared.subscriber.subscribe(keys.channel.clone()).await
-    };
-    let start: Result<Option<u64>> = match subscribed {
+    let start: Result<Option<u64>> = match subscribe_channel(shared, &keys.channel).await {
         Ok(()) => shared
             .client
             .hget(keys.meta, "seq")
@@ -165,20 +191,17 @@ fn receive(shared: &Arc<Shared>, code: JoinCode, event: Sequenced, fills: &mut J
     if stream.last.is_some_and(|last| event.seq <= last) {
         return;
     }
-    if stream.filling {
-        stream.again = true;
+    let gap = stream.last.filter(|last| event.seq > last + 1);
+    if stream.filling || gap.is_some() {
+        if let Some(last) = gap {
+            tracing::info!(quiz = %code, from = last + 1, to = event.seq - 1, "filling a gap from the log");
+        }
+        if let Some(epoch) = stream.claim_fill() {
+            fills.spawn(fill(Arc::clone(shared), code, epoch));
+        }
         return;
     }
-    if let Some(last) = stream.last
-        && event.seq > last + 1
-    {
-        tracing::info!(quiz = %code, from = last + 1, to = event.seq - 1, "filling a gap from the log");
-        stream.filling = true;
-        let epoch = stream.epoch;
-        fills.spawn(fill(Arc::clone(shared), code, epoch));
-        return;
-    }
-    stream.last = Some(event.seq);
+    stream.advance(event.seq);
     drop(streams);
     // No fill of this quiz can start before this returns: only this task starts them.
     shared.sink.deliver(&code, Arc::new(event));
@@ -191,7 +214,7 @@ async fn fill(shared: Arc<Shared>, code: JoinCode, epoch: u64) {
     loop {
         let from = {
             let mut streams = shared.streams();
-            let Some(stream) = streams.get_mut(&code).filter(|s| s.epoch == epoch) else {
+            let Some(stream) = owned(&mut streams, &code, epoch) else {
                 return;
             };
             stream.again = false;
@@ -216,7 +239,7 @@ async fn fill(shared: Arc<Shared>, code: JoinCode, epoch: u64) {
             }
         }
         let mut streams = shared.streams();
-        let Some(stream) = streams.get_mut(&code).filter(|s| s.epoch == epoch) else {
+        let Some(stream) = owned(&mut streams, &code, epoch) else {
             return;
         };
         if stream.again && failures < FILL_ATTEMPTS {
@@ -259,13 +282,12 @@ async fn read_log(shared: &Shared, code: &JoinCode, from: u64) -> Result<Vec<Seq
 fn deliver_owned(shared: &Shared, code: &JoinCode, epoch: u64, event: Sequenced) -> bool {
     {
         let mut streams = shared.streams();
-        let Some(stream) = streams.get_mut(code).filter(|s| s.epoch == epoch) else {
+        let Some(stream) = owned(&mut streams, code, epoch) else {
             return false;
         };
-        if stream.last.is_some_and(|l| event.seq <= l) {
+        if !stream.advance(event.seq) {
             return true;
         }
-        stream.last = Some(event.seq);
     }
     shared.sink.deliver(code, Arc::new(event));
     true
@@ -274,13 +296,7 @@ fn deliver_owned(shared: &Shared, code: &JoinCode, epoch: u64, event: Sequenced)
 async fn resubscribe_all(shared: &Shared) {
     let codes: Vec<JoinCode> = shared.streams().keys().cloned().collect();
     for code in codes {
-        let channel = QuizKeys::new(&code).channel;
-        let r = if shared.clustered {
-            shared.subscriber.ssubscribe(channel).await
-        } else {
-            shared.subscriber.subscribe(channel).await
-        };
-        if let Err(e) = r {
+        if let Err(e) = subscribe_channel(shared, &QuizKeys::new(&code).channel).await {
             tracing::warn!(quiz = %code, error = %e, "resubscribe failed");
         }
     }
@@ -291,11 +307,20 @@ async fn resubscribe_all(shared: &Shared) {
 fn resync_all(shared: &Arc<Shared>, fills: &mut JoinSet<()>) {
     let mut streams = shared.streams();
     for (code, stream) in streams.iter_mut().filter(|(_, s)| s.last.is_some()) {
-        if stream.filling {
-            stream.again = true;
-        } else {
-            stream.filling = true;
-            fills.spawn(fill(Arc::clone(shared), code.clone(), stream.epoch));
+        if let Some(epoch) = stream.claim_fill() {
+            fills.spawn(fill(Arc::clone(shared), code.clone(), epoch));
         }
+    }
+}
+
+/// `SUBSCRIBE`, or `SSUBSCRIBE` on Redis Cluster.
+async fn subscribe_channel(
+    shared: &Shared,
+    channel: &str,
+) -> std::result::Result<(), fred::error::Error> {
+    if shared.clustered {
+        shared.subscriber.ssubscribe(channel).await
+    } else {
+        shared.subscriber.subscribe(channel).await
     }
 }
