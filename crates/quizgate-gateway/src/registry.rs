@@ -355,8 +355,10 @@ impl Registry {
         linger: std::time::Duration,
         backplane: &dyn Backplane,
     ) {
-        let idle = lock(&room.empty_since)
-            .is_some_and(|t| room.gone.load(Ordering::Relaxed) || t.elapsed() >= linger);
+        // A gone quiz's room goes as soon as it is empty; emptiness itself is
+        // checked under the map's guard below.
+        let idle = room.gone.load(Ordering::Relaxed)
+            || lock(&room.empty_since).is_some_and(|t| t.elapsed() >= linger);
         if !idle {
             return;
         }
@@ -387,7 +389,6 @@ impl Registry {
         if let Some(room) = self.get(code) {
             room.gone.store(true, Ordering::Relaxed);
             room.evict_all(Evicted::QuizGone);
-            *lock(&room.empty_since) = Some(Instant::now());
         }
     }
 }
