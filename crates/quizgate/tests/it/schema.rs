@@ -78,23 +78,20 @@ const REFUSED: &[&str] = &[
 struct Sent(Vec<(Value, bool)>);
 
 impl Sent {
-    /// Sends `frame` and reads the node's reply to it (skipping broadcasts).
-    async fn exchange(&mut self, c: &mut Client, frame: Value) -> Result<ServerFrame> {
+    /// Sends `frame`, reads the node's reply to it (skipping broadcasts) and
+    /// checks that the reply is a `t` frame.
+    async fn exchange(&mut self, c: &mut Client, frame: Value, t: &str) -> Result<ServerFrame> {
         c.send(frame.clone()).await?;
         let got = reply(c).await?;
         let refused =
             matches!(&got, ServerFrame::Error { code, .. } if REFUSED.contains(&code.as_str()));
         self.0.push((frame, !refused));
+        let value = serde_json::to_value(&got)?;
+        if value["t"] != t {
+            bail!("expected {t}, got {value}");
+        }
         Ok(got)
     }
-}
-
-fn expect(got: &ServerFrame, t: &str) -> Result<()> {
-    let value = serde_json::to_value(got)?;
-    if value["t"] != t {
-        bail!("expected {t}, got {value}");
-    }
-    Ok(())
 }
 
 /// A whole quiz with every reply, broadcast and error the schema lists.
@@ -125,162 +122,122 @@ async fn play(
         json!({"t": "resume", "token": "x", "last_seq": -1}),
         json!({"t": "ping", "rid": 1_u64 << 60}),
     ] {
-        expect(&sent.exchange(&mut odd, frame).await?, "error")?;
+        sent.exchange(&mut odd, frame, "error").await?;
     }
     // Accepted, though the answer is an error: no such quiz, no join.
-    expect(
-        &sent
-            .exchange(
-                &mut odd,
-                json!({"t": "answer", "question": 0, "choice": 0, "rid": 5, "mine": true}),
-            )
-            .await?,
+    sent.exchange(
+        &mut odd,
+        json!({"t": "answer", "question": 0, "choice": 0, "rid": 5, "mine": true}),
         "error",
-    )?;
-    expect(
-        &sent
-            .exchange(&mut odd, json!({"t": "ping", "rid": 6}))
-            .await?,
-        "pong",
-    )?;
-    expect(
-        &sent
-            .exchange(
-                &mut odd,
-                json!({"t": "join", "code": "ZZZZZZ", "nickname": "zed"}),
-            )
-            .await?,
+    )
+    .await?;
+    sent.exchange(&mut odd, json!({"t": "ping", "rid": 6}), "pong")
+        .await?;
+    sent.exchange(
+        &mut odd,
+        json!({"t": "join", "code": "ZZZZZZ", "nickname": "zed"}),
         "error",
-    )?;
+    )
+    .await?;
 
     let lower = code.to_lowercase();
-    expect(
-        &sent
-            .exchange(
-                &mut host,
-                json!({"t": "host", "code": lower, "token": token, "rid": 1}),
-            )
-            .await?,
+    sent.exchange(
+        &mut host,
+        json!({"t": "host", "code": lower, "token": token, "rid": 1}),
         "welcome",
-    )?;
-    expect(
-        &sent
-            .exchange(
-                &mut ann,
-                json!({"t": "join", "code": code, "nickname": "ann", "rid": 1}),
-            )
-            .await?,
+    )
+    .await?;
+    sent.exchange(
+        &mut ann,
+        json!({"t": "join", "code": code, "nickname": "ann", "rid": 1}),
         "welcome",
-    )?;
+    )
+    .await?;
     let welcome = sent
         .exchange(
             &mut bob,
             json!({"t": "join", "code": code, "nickname": "bob"}),
+            "welcome",
         )
         .await?;
     let ServerFrame::Welcome(w) = welcome else {
         bail!("bob: {welcome:?}")
     };
     let bob_token = w.token.context("bob's token")?;
-    expect(
-        &sent
-            .exchange(
-                &mut odd,
-                json!({"t": "join", "code": code, "nickname": "ANN"}),
-            )
-            .await?,
+    sent.exchange(
+        &mut odd,
+        json!({"t": "join", "code": code, "nickname": "ANN"}),
         "error",
-    )?;
-    expect(
-        &sent
-            .exchange(&mut host, json!({"t": "next", "rid": 2}))
-            .await?,
-        "error",
-    )?;
-    expect(
-        &sent.exchange(&mut ann, json!({"t": "start"})).await?,
-        "error",
-    )?;
-    expect(
-        &sent
-            .exchange(&mut ann, json!({"t": "answer", "question": 0, "choice": 0}))
-            .await?,
+    )
+    .await?;
+    sent.exchange(&mut host, json!({"t": "next", "rid": 2}), "error")
+        .await?;
+    sent.exchange(&mut ann, json!({"t": "start"}), "error")
+        .await?;
+    sent.exchange(
+        &mut ann,
+        json!({"t": "answer", "question": 0, "choice": 0}),
         "answer_result",
-    )?;
+    )
+    .await?;
 
-    expect(
-        &sent
-            .exchange(&mut host, json!({"t": "start", "rid": 3}))
-            .await?,
-        "ack",
-    )?;
-    expect(
-        &sent
-            .exchange(
-                &mut ann,
-                json!({"t": "answer", "question": 0, "choice": 0, "rid": 2}),
-            )
-            .await?,
+    sent.exchange(&mut host, json!({"t": "start", "rid": 3}), "ack")
+        .await?;
+    sent.exchange(
+        &mut ann,
+        json!({"t": "answer", "question": 0, "choice": 0, "rid": 2}),
         "answer_result",
-    )?;
-    expect(
-        &sent
-            .exchange(&mut ann, json!({"t": "answer", "question": 0, "choice": 1}))
-            .await?,
+    )
+    .await?;
+    sent.exchange(
+        &mut ann,
+        json!({"t": "answer", "question": 0, "choice": 1}),
         "answer_result",
-    )?;
-    expect(
-        &sent
-            .exchange(&mut bob, json!({"t": "answer", "question": 0, "choice": 9}))
-            .await?,
+    )
+    .await?;
+    sent.exchange(
+        &mut bob,
+        json!({"t": "answer", "question": 0, "choice": 9}),
         "error",
-    )?;
-    expect(
-        &sent
-            .exchange(&mut bob, json!({"t": "answer", "question": 1, "choice": 0}))
-            .await?,
+    )
+    .await?;
+    sent.exchange(
+        &mut bob,
+        json!({"t": "answer", "question": 1, "choice": 0}),
         "answer_result",
-    )?;
+    )
+    .await?;
     // Bob's answer closes the question: reveal, leaderboard, standings.
-    expect(
-        &sent
-            .exchange(&mut bob, json!({"t": "answer", "question": 0, "choice": 2}))
-            .await?,
+    sent.exchange(
+        &mut bob,
+        json!({"t": "answer", "question": 0, "choice": 2}),
         "answer_result",
-    )?;
+    )
+    .await?;
     ann.recv_until("a standing", |f| matches!(f, ServerFrame::Standing { .. }))
         .await?;
 
-    expect(
-        &sent.exchange(&mut host, json!({"t": "next"})).await?,
-        "ack",
-    )?;
-    expect(
-        &sent.exchange(&mut host, json!({"t": "skip"})).await?,
-        "ack",
-    )?;
-    expect(
-        &sent
-            .exchange(&mut ann, json!({"t": "answer", "question": 1, "choice": 1}))
-            .await?,
+    sent.exchange(&mut host, json!({"t": "next"}), "ack")
+        .await?;
+    sent.exchange(&mut host, json!({"t": "skip"}), "ack")
+        .await?;
+    sent.exchange(
+        &mut ann,
+        json!({"t": "answer", "question": 1, "choice": 1}),
         "answer_result",
-    )?;
+    )
+    .await?;
     // Bob comes back on a new connection and is replayed what he missed.
     drop(bob);
     let mut bob = Client::connect(addr, encoding).await?;
-    let got = sent
-        .exchange(
-            &mut bob,
-            json!({"t": "resume", "token": bob_token, "last_seq": 1, "rid": 7}),
-        )
+    sent.exchange(
+        &mut bob,
+        json!({"t": "resume", "token": bob_token, "last_seq": 1, "rid": 7}),
+        "welcome",
+    )
+    .await?;
+    sent.exchange(&mut host, json!({"t": "end", "rid": 4}), "ack")
         .await?;
-    expect(&got, "welcome")?;
-    expect(
-        &sent
-            .exchange(&mut host, json!({"t": "end", "rid": 4}))
-            .await?,
-        "ack",
-    )?;
     for c in [&mut host, &mut ann, &mut bob] {
         c.recv_until("ended", |f| matches!(f, ServerFrame::Ended { .. }))
             .await?;
