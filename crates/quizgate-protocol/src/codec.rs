@@ -119,51 +119,61 @@ pub fn decode(encoding: Encoding, bytes: &[u8]) -> Result<ClientFrame, DecodeErr
 
 /// What each client frame needs, in one place.
 fn build(f: &mut Frame, t: &str) -> Result<ClientFrame, DecodeError> {
-    f.kind = match t {
-        "join" => "join",
-        "resume" => "resume",
-        "host" => "host",
-        "answer" => "answer",
-        "start" => "start",
-        "next" => "next",
-        "skip" => "skip",
-        "end" => "end",
-        "ping" => "ping",
+    Ok(match t {
+        "join" => {
+            let rid = f.begin("join")?;
+            ClientFrame::Join {
+                code: f.string("code")?,
+                nickname: f.string("nickname")?,
+                rid,
+            }
+        }
+        "resume" => {
+            let rid = f.begin("resume")?;
+            ClientFrame::Resume {
+                token: f.string("token")?,
+                last_seq: f.uint("last_seq", u64::MAX)?,
+                rid,
+            }
+        }
+        "host" => {
+            let rid = f.begin("host")?;
+            ClientFrame::Host {
+                code: f.string("code")?,
+                token: f.string("token")?,
+                last_seq: f.uint_opt("last_seq", u64::MAX)?,
+                rid,
+            }
+        }
+        "answer" => {
+            let rid = f.begin("answer")?;
+            ClientFrame::Answer {
+                question: f.uint("question", u64::from(u16::MAX))? as u16,
+                choice: f.uint("choice", u64::from(u8::MAX))? as u8,
+                rid,
+            }
+        }
+        "start" => ClientFrame::Start {
+            rid: f.begin("start")?,
+        },
+        "next" => ClientFrame::Next {
+            rid: f.begin("next")?,
+        },
+        "skip" => ClientFrame::Skip {
+            rid: f.begin("skip")?,
+        },
+        "end" => ClientFrame::End {
+            rid: f.begin("end")?,
+        },
+        "ping" => ClientFrame::Ping {
+            rid: f.begin("ping")?,
+        },
         _ => {
             return Err(DecodeError::UnknownType {
                 t: t.to_owned(),
                 rid: f.rid,
             });
         }
-    };
-    let rid = f.uint_opt("rid", MAX_RID)?;
-    Ok(match f.kind {
-        "join" => ClientFrame::Join {
-            code: f.string("code")?,
-            nickname: f.string("nickname")?,
-            rid,
-        },
-        "resume" => ClientFrame::Resume {
-            token: f.string("token")?,
-            last_seq: f.uint("last_seq", u64::MAX)?,
-            rid,
-        },
-        "host" => ClientFrame::Host {
-            code: f.string("code")?,
-            token: f.string("token")?,
-            last_seq: f.uint_opt("last_seq", u64::MAX)?,
-            rid,
-        },
-        "answer" => ClientFrame::Answer {
-            question: f.uint("question", u64::from(u16::MAX))? as u16,
-            choice: f.uint("choice", u64::from(u8::MAX))? as u8,
-            rid,
-        },
-        "start" => ClientFrame::Start { rid },
-        "next" => ClientFrame::Next { rid },
-        "skip" => ClientFrame::Skip { rid },
-        "end" => ClientFrame::End { rid },
-        _ => ClientFrame::Ping { rid },
     })
 }
 
@@ -175,6 +185,13 @@ struct Frame {
 }
 
 impl Frame {
+    /// Names the frame being built (its errors say which) and reads its
+    /// `rid`, which from here on must be valid.
+    fn begin(&mut self, kind: &'static str) -> Result<Option<u64>, DecodeError> {
+        self.kind = kind;
+        self.uint_opt("rid", MAX_RID)
+    }
+
     /// The last value of a field (as JSON parsers keep the last duplicate).
     fn get(&self, name: &str) -> Option<&Value> {
         self.fields
