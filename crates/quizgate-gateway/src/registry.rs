@@ -62,9 +62,9 @@ pub(crate) struct Room {
     open_question: Mutex<Option<(u16, Millis)>>,
     /// Something changed here that a leaderboard should show.
     dirty: AtomicBool,
-    /// The domain's rule for when standings are owed, fed every event.
-    standings_gate: Mutex<StandingsGate>,
-    standings_due: Mutex<Option<StandingsDue>>,
+    /// The domain's rule for when standings are owed (fed every event), and
+    /// the standings it said are owed that the ticker has not sent yet.
+    standings: Mutex<(StandingsGate, Option<StandingsDue>)>,
     last_leaderboard: Mutex<Option<Instant>>,
     empty_since: Mutex<Option<Instant>>,
     /// The quiz no longer exists: the room goes as soon as it is empty.
@@ -106,8 +106,7 @@ impl Room {
             subscribed: OnceCell::new(),
             open_question: Mutex::new(None),
             dirty: AtomicBool::new(false),
-            standings_gate: Mutex::new(StandingsGate::default()),
-            standings_due: Mutex::new(None),
+            standings: Mutex::new((StandingsGate::default(), None)),
             last_leaderboard: Mutex::new(None),
             empty_since: Mutex::new(Some(Instant::now())),
             gone: AtomicBool::new(false),
@@ -144,7 +143,7 @@ impl Room {
     }
 
     pub(crate) fn take_standings_due(&self) -> Option<StandingsDue> {
-        lock(&self.standings_due).take()
+        lock(&self.standings).1.take()
     }
 
     /// The open question's index if its deadline has passed by `now`.
@@ -221,8 +220,9 @@ impl Room {
             }
             Event::Leaderboard { .. } => {}
         }
-        if let Some(due) = lock(&self.standings_gate).observe(event.seq, &event.event) {
-            *lock(&self.standings_due) = Some(due);
+        let mut standings = lock(&self.standings);
+        if let Some(due) = standings.0.observe(event.seq, &event.event) {
+            standings.1 = Some(due);
         }
     }
 
