@@ -87,6 +87,8 @@ async fn play(
     let mut last_seq = 0u64;
     let mut lost_at: Option<Instant> = None;
     let mut attempt = 0u32;
+    // The last answer sent whose result has not come yet.
+    let mut sent: Option<u16> = None;
     'connection: while started.elapsed() < GIVE_UP {
         let Ok(mut c) = Client::connect_from(source, lb, encoding).await else {
             attempt += 1;
@@ -139,18 +141,23 @@ async fn play(
         {
             rep.acks.entry(q.index).or_insert(a.points);
         }
+        // An answer sent and never acknowledged is sent again (docs/protocol.md,
+        // Reconnecting, step 4), even after the quiz ended: its result says
+        // whether it was taken.
+        let unsettled = sent.filter(|q| !rep.acks.contains_key(q));
         if w.quiz.phase == Phase::Ended {
             rep.ended = true;
-            return rep;
+            if unsettled.is_none() {
+                return rep;
+            }
         }
-        // The last answer sent and not yet acknowledged.
-        let mut sent: Option<u16> = None;
-        let mut pending = w
-            .quiz
-            .question
-            .as_ref()
-            .filter(|q| w.quiz.phase == Phase::Question && !rep.acks.contains_key(&q.index))
-            .map(|q| q.index);
+        let mut pending = unsettled.or_else(|| {
+            w.quiz
+                .question
+                .as_ref()
+                .filter(|q| w.quiz.phase == Phase::Question && !rep.acks.contains_key(&q.index))
+                .map(|q| q.index)
+        });
         loop {
             if let Some(q) = pending.take() {
                 // Think, then answer.
@@ -189,20 +196,28 @@ async fn play(
                 {
                     pending = Some(question.index)
                 }
-                ServerFrame::AnswerResult(r) => match r.status {
-                    AnswerStatus::Accepted | AnswerStatus::Duplicate => {
-                        let points = r.points.unwrap_or(0);
-                        if let Some(old) = rep.acks.insert(r.question, points)
-                            && old != points
-                        {
-                            rep.problems.push(format!(
-                                "question {}: acked {old} then {points}",
-                                r.question
-                            ));
+                ServerFrame::AnswerResult(r) => {
+                    match r.status {
+                        AnswerStatus::Accepted | AnswerStatus::Duplicate => {
+                            let points = r.points.unwrap_or(0);
+                            if let Some(old) = rep.acks.insert(r.question, points)
+                                && old != points
+                            {
+                                rep.problems.push(format!(
+                                    "question {}: acked {old} then {points}",
+                                    r.question
+                                ));
+                            }
+                        }
+                        AnswerStatus::Late | AnswerStatus::WrongPhase => {}
+                    }
+                    if sent == Some(r.question) {
+                        sent = None;
+                        if rep.ended {
+                            return rep;
                         }
                     }
-                    AnswerStatus::Late | AnswerStatus::WrongPhase => {}
-                },
+                }
                 // Redis did not answer in time: the answer may or may not have
                 // been taken. Retry it even if its question has closed since:
                 // a taken one comes back `duplicate` with its points.
@@ -215,9 +230,14 @@ async fn play(
                         .or_else(|| current_question(&c))
                         .filter(|q| !rep.acks.contains_key(q));
                 }
+                // The quiz ended while an answer was in flight (a retry after
+                // `unavailable`, say): its result still tells whether it was
+                // taken, so read on until it comes.
                 ServerFrame::Ended { .. } => {
                     rep.ended = true;
-                    return rep;
+                    if sent.is_none() && pending.is_none() {
+                        return rep;
+                    }
                 }
                 _ => {}
             }
