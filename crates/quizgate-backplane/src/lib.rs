@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use quizgate_domain::{
-    AnswerOutcome, CommandOutcome, HostCommand, JoinCode, JoinRefused, Millis, PlayerId,
+    AnswerOutcome, CommandOutcome, HostCommand, JoinCode, JoinRefused, Millis, PlayerId, Progress,
     QuizDefinition, QuizSnapshot, Sequenced,
 };
 
@@ -158,6 +158,10 @@ pub trait Backplane: Send + Sync + 'static {
     /// Publishes a leaderboard if scores or players changed and the coalescing
     /// interval has passed since the last one.
     async fn leaderboard_if_due(&self, code: &JoinCode) -> Result<Tick>;
+
+    /// The open question's answer count, for hosts; `None` when no question
+    /// is open or the quiz does not exist.
+    async fn progress(&self, code: &JoinCode) -> Result<Option<Progress>>;
 
     /// Whether the quiz still exists (quizzes expire).
     async fn exists(&self, code: &JoinCode) -> Result<bool>;

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 use quizgate_domain::{
     AnswerOutcome, CommandOutcome, HostCommand, JoinCode, LeaderboardDue, MAX_PLAYERS, Millis,
-    PlayerId, Quiz, QuizDefinition, Replay, Sequenced, replay, retention,
+    PlayerId, Progress, Quiz, QuizDefinition, Replay, Sequenced, replay, retention,
 };
 use tokio::sync::Notify;
 
@@ -354,6 +354,10 @@ impl Backplane for MemoryBackplane {
             Some(false) => Tick::TooSoon,
             None => Tick::Gone,
         })
+    }
+
+    async fn progress(&self, code: &JoinCode) -> Result<Option<Progress>> {
+        Ok(self.entry(code).and_then(|e| lock(&e).quiz.progress()))
     }
 
     async fn exists(&self, code: &JoinCode) -> Result<bool> {

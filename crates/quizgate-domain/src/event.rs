@@ -20,10 +20,11 @@ pub enum Event {
         answered: u32,
         reason: CloseReason,
     },
+    /// Published in the lobby and at each reveal, never while a question is
+    /// open (see [`crate::Quiz::leaderboard_due`]).
     Leaderboard {
         top: Vec<Standing>,
         players: u32,
-        answered: Option<u32>,
     },
     QuizEnded {
         top: Vec<Standing>,

@@ -80,6 +80,14 @@ pub enum CommandOutcome {
     WrongPhase,
 }
 
+/// How far the open question is: what a host's live answer count shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub index: u16,
+    pub answered: u32,
+    pub players: u32,
+}
+
 /// Whether a coalesced leaderboard is owed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeaderboardDue {
@@ -286,7 +294,8 @@ impl Quiz {
             total: p.score,
         };
         self.answers.insert((player, index), record);
-        self.leaderboard_dirty = true;
+        // Scores show at the reveal, whose leaderboard is always published:
+        // an answer does not make the leaderboard dirty.
         if all_answered {
             self.close(CloseReason::AllAnswered, now, out);
         }
@@ -326,9 +335,12 @@ impl Quiz {
         true
     }
 
-    /// Whether [`Self::leaderboard_if_due`] would publish at `now`.
+    /// Whether [`Self::leaderboard_if_due`] would publish at `now`. While a
+    /// question is open nothing is: a join then waits for the reveal, which
+    /// publishes the leaderboard anyway. So the frames a question costs do not
+    /// grow with how fast its answers come.
     pub fn leaderboard_due(&self, now: Millis, interval: Millis) -> LeaderboardDue {
-        if !self.leaderboard_dirty || self.phase == Phase::Ended {
+        if !self.leaderboard_dirty || matches!(self.phase, Phase::Ended | Phase::Question) {
             LeaderboardDue::Clean
         } else if self
             .leaderboard_ms
@@ -338,6 +350,18 @@ impl Quiz {
         } else {
             LeaderboardDue::Due
         }
+    }
+
+    /// The open question's answer count; `None` unless a question is open.
+    pub fn progress(&self) -> Option<Progress> {
+        self.current
+            .as_ref()
+            .filter(|_| self.phase == Phase::Question)
+            .map(|q| Progress {
+                index: q.index,
+                answered: q.answered,
+                players: self.player_count(),
+            })
     }
 
     /// Every player's score, highest first; ties in join order (lower id first).
@@ -434,11 +458,6 @@ impl Quiz {
     }
 
     fn push_leaderboard(&mut self, now: Millis, out: &mut Vec<Sequenced>) {
-        let answered = self
-            .current
-            .as_ref()
-            .filter(|_| self.phase == Phase::Question)
-            .map(|q| q.answered);
         let top = self.top(&self.scores());
         self.leaderboard_dirty = false;
         self.leaderboard_ms = Some(now);
@@ -447,7 +466,6 @@ impl Quiz {
             Event::Leaderboard {
                 top,
                 players: self.player_count(),
-                answered,
             },
             out,
         );
@@ -538,17 +556,17 @@ mod tests {
     fn sequence_is_gapless_from_one() {
         let mut q = quiz_with(&["ann", "bob"]);
         let mut out = Vec::new();
+        q.leaderboard_if_due(0, 250, &mut out);
         q.command(HostCommand::Start, 0, &mut out);
         q.answer(1, 0, 1, 100, &mut out);
-        q.leaderboard_if_due(300, 250, &mut out);
         q.answer(2, 0, 0, 400, &mut out); // the last answer closes the question
         q.command(HostCommand::Next, 500, &mut out);
         q.command(HostCommand::End, 600, &mut out);
         assert_eq!(
             kinds(&out),
             [
-                "started",
                 "leaderboard",
+                "started",
                 "closed",
                 "leaderboard",
                 "started",
@@ -683,38 +701,58 @@ mod tests {
     }
 
     #[test]
-    fn leaderboard_is_coalesced() {
-        let mut q = quiz_with(&["ann", "bob", "cy"]);
+    fn leaderboards_are_coalesced_and_wait_for_the_reveal() {
+        let mut q = quiz_with(&["ann", "bob"]);
         let mut out = Vec::new();
-        q.command(HostCommand::Start, 0, &mut out);
-        out.clear();
         assert!(
             q.leaderboard_if_due(0, 250, &mut out),
             "joins made it dirty"
         );
-        assert!(!q.leaderboard_if_due(300, 250, &mut out), "nothing changed");
-        q.answer(1, 0, 1, 310, &mut out);
+        q.join("cy").expect("join");
         assert!(!q.leaderboard_if_due(200, 250, &mut out), "too soon");
-        q.answer(2, 0, 1, 320, &mut out);
         assert!(
-            q.leaderboard_if_due(330, 250, &mut out),
-            "two answers, one push"
+            q.leaderboard_if_due(250, 250, &mut out),
+            "one push for the join"
         );
-        assert_eq!(out.len(), 2);
-        let Event::Leaderboard {
-            answered,
-            players,
-            top,
-        } = &out[1].event
-        else {
-            panic!()
+        assert!(!q.leaderboard_if_due(600, 250, &mut out), "nothing changed");
+        q.command(HostCommand::Start, 1_000, &mut out);
+        out.clear();
+        q.answer(1, 0, 1, 1_010, &mut out);
+        q.join("dee").expect("join");
+        assert_eq!(
+            q.leaderboard_due(5_000, 250),
+            LeaderboardDue::Clean,
+            "nothing while a question is open, answers and joins alike"
+        );
+        assert!(!q.leaderboard_if_due(5_000, 250, &mut out));
+        assert_eq!(
+            q.progress(),
+            Some(Progress {
+                index: 0,
+                answered: 1,
+                players: 4
+            })
+        );
+        q.answer(2, 0, 1, 1_020, &mut out);
+        q.command(HostCommand::Skip, 1_030, &mut out);
+        assert_eq!(q.progress(), None, "no question open");
+        let [closed, board] = &out[..] else {
+            panic!("{out:?}")
         };
-        assert_eq!((*answered, *players), (Some(2), 3));
+        assert!(matches!(closed.event, Event::QuestionClosed { .. }));
+        let Event::Leaderboard { players, top } = &board.event else {
+            panic!("{board:?}")
+        };
+        assert_eq!(*players, 4);
         assert_eq!(
             top.iter()
                 .map(|s| (s.player_id, s.rank))
                 .collect::<Vec<_>>(),
-            [(1, 1), (2, 2), (3, 3)]
+            [(1, 1), (2, 2), (3, 3), (4, 3)]
+        );
+        assert!(
+            !q.leaderboard_if_due(5_000, 250, &mut out),
+            "the reveal's leaderboard showed the join"
         );
     }
 

@@ -104,7 +104,6 @@ mod tests {
         let lb = Event::Leaderboard {
             top: vec![],
             players: 1,
-            answered: None,
         };
         let closed = Event::QuestionClosed {
             index: 0,

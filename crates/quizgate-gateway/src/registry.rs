@@ -10,7 +10,7 @@ use std::time::Instant;
 use dashmap::DashMap;
 use quizgate_backplane::{Backplane, BackplaneError, EventSink};
 use quizgate_domain::{
-    Event, JoinCode, Millis, Phase, PlayerId, QuizDefinition, Sequenced, StandingsDue,
+    Event, JoinCode, Millis, Phase, PlayerId, Progress, QuizDefinition, Sequenced, StandingsDue,
     StandingsGate, ranked,
 };
 use quizgate_protocol::{Encoding, QuizView, ServerFrame};
@@ -27,7 +27,7 @@ pub(crate) type ConnId = u64;
 pub(crate) struct Member {
     pub(crate) tx: mpsc::Sender<Outbound>,
     pub(crate) encoding: Encoding,
-    pub(crate) player: Option<PlayerId>,
+    seat: Seat,
     /// Set before the member is dropped from its room; the connection reads
     /// it when its queue closes.
     pub(crate) evicted: Arc<Eviction>,
@@ -44,11 +44,19 @@ impl Member {
         Self {
             tx,
             encoding,
-            player: None,
+            seat: Seat::Entering,
             evicted,
             last_standing: AtomicU64::new(u64::MAX),
         }
     }
+}
+
+/// Who a member is in its quiz: set once its `join`, `resume` or `host` succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seat {
+    Entering,
+    Player(PlayerId),
+    Host,
 }
 
 /// The local members of one quiz.
@@ -66,6 +74,8 @@ pub(crate) struct Room {
     /// the standings it said are owed that the ticker has not sent yet.
     standings: Mutex<(StandingsGate, Option<StandingsDue>)>,
     last_leaderboard: Mutex<Option<Instant>>,
+    /// When the hosts' progress was last looked at, and what was last sent.
+    progress: Mutex<(Option<Instant>, Option<Progress>)>,
     empty_since: Mutex<Option<Instant>>,
     /// The quiz no longer exists: the room goes as soon as it is empty.
     gone: AtomicBool,
@@ -108,6 +118,7 @@ impl Room {
             dirty: AtomicBool::new(false),
             standings: Mutex::new((StandingsGate::default(), None)),
             last_leaderboard: Mutex::new(None),
+            progress: Mutex::new((None, None)),
             empty_since: Mutex::new(Some(Instant::now())),
             gone: AtomicBool::new(false),
             tending: AtomicBool::new(false),
@@ -154,8 +165,55 @@ impl Room {
     }
 
     pub(crate) fn set_player(&self, id: ConnId, player: PlayerId) {
+        self.seat(id, Seat::Player(player));
+    }
+
+    pub(crate) fn set_host(&self, id: ConnId) {
+        self.seat(id, Seat::Host);
+    }
+
+    fn seat(&self, id: ConnId, seat: Seat) {
         if let Some(m) = self.write().get_mut(&id) {
-            m.player = Some(player);
+            m.seat = seat;
+        }
+    }
+
+    /// Whether hosts here are owed a look at the open question's progress:
+    /// a question is open, a local host follows it, and the last look was at
+    /// least `interval` ago.
+    pub(crate) fn take_progress_due(&self, interval: std::time::Duration) -> bool {
+        if lock(&self.open_question).is_none() {
+            return false;
+        }
+        {
+            let mut last = lock(&self.progress);
+            if last.0.is_some_and(|t| t.elapsed() < interval) {
+                return false;
+            }
+            last.0 = Some(Instant::now());
+        }
+        self.read().values().any(|m| m.seat == Seat::Host)
+    }
+
+    /// Sends the local hosts the open question's progress if it changed since
+    /// the last one sent from this room.
+    pub(crate) fn send_progress(&self, p: Progress) {
+        {
+            let mut last = lock(&self.progress);
+            if last.1 == Some(p) {
+                return;
+            }
+            last.1 = Some(p);
+        }
+        let frame = ServerFrame::Progress {
+            index: p.index,
+            answered: p.answered,
+            players: p.players,
+        };
+        // Hosts are few: each gets its own encoding.
+        for m in self.read().values().filter(|m| m.seat == Seat::Host) {
+            let _ =
+                m.tx.try_send(Outbound::Direct(Box::new(encode(m.encoding, &frame))));
         }
     }
 
@@ -183,7 +241,10 @@ impl Room {
             .collect();
         let players = scores.len() as u32;
         for m in self.read().values() {
-            let Some((score, rank)) = m.player.and_then(|p| by_player.get(&p)) else {
+            let Seat::Player(player) = m.seat else {
+                continue;
+            };
+            let Some((score, rank)) = by_player.get(&player) else {
                 continue;
             };
             let packed = (*score << 32) | u64::from(*rank);

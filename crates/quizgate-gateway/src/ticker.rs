@@ -1,6 +1,7 @@
 //! The node's clockwork: fires question deadlines, asks for coalesced
-//! leaderboards where local answers or joins changed something, sends players
-//! their standings, and retires rooms and quizzes that are gone.
+//! leaderboards where local joins changed something, sends players their
+//! standings and hosts the open question's progress, and retires rooms and
+//! quizzes that are gone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,6 +73,15 @@ async fn tend(node: &Node, room: &Arc<Room>, check_exists: bool) {
             Err(e) => {
                 node.backplane_error(&e);
                 room.mark_dirty();
+            }
+        }
+    }
+    if room.take_progress_due(node.config.leaderboard_interval) {
+        match bp.progress(&room.code).await {
+            Ok(Some(progress)) => room.send_progress(progress),
+            Ok(None) => {}
+            Err(e) => {
+                node.backplane_error(&e);
             }
         }
     }

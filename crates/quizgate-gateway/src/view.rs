@@ -50,16 +50,11 @@ pub(crate) fn event_frame(def: &QuizDefinition, ev: &Sequenced) -> ServerFrame {
             answered: *answered,
             reason: *reason,
         },
-        Event::Leaderboard {
-            top,
-            players,
-            answered,
-        } => ServerFrame::Leaderboard {
+        Event::Leaderboard { top, players } => ServerFrame::Leaderboard {
             seq,
             ts,
             top: top.clone(),
             players: *players,
-            answered: *answered,
         },
         Event::QuizEnded { top, players } => ServerFrame::Ended {
             seq,

@@ -412,7 +412,6 @@ mod tests {
                     rank: 1,
                 }],
                 players: 3,
-                answered: None,
             },
             ServerFrame::AnswerResult(AnswerResult {
                 rid: Some(4),

@@ -109,8 +109,6 @@ pub enum ServerFrame {
         ts: Millis,
         top: Vec<Standing>,
         players: u32,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        answered: Option<u32>,
     },
     Ended {
         seq: u64,
@@ -124,6 +122,14 @@ pub enum ServerFrame {
     Standing {
         score: u64,
         rank: u32,
+        players: u32,
+    },
+    /// To hosts only, while a question is open: how many have answered it.
+    /// Not a broadcast (no `seq`); sent when the count changed, at most once
+    /// per leaderboard interval.
+    Progress {
+        index: u16,
+        answered: u32,
         players: u32,
     },
     /// A host command was carried out.
@@ -155,6 +161,12 @@ impl ServerFrame {
             | Self::Ended { seq, .. } => Some(*seq),
             _ => None,
         }
+    }
+
+    /// Whether the server sends this frame on its own (a broadcast, a
+    /// standing, a host's progress) rather than in reply to a request.
+    pub fn is_push(&self) -> bool {
+        self.seq().is_some() || matches!(self, Self::Standing { .. } | Self::Progress { .. })
     }
 
     pub fn error(code: ErrorCode, message: impl Into<String>, rid: Option<u64>) -> Self {

@@ -8,6 +8,7 @@
 //! quiz is resynchronised from the log. Delivery to the sink stays gapless and
 //! in order whatever Redis does, as long as the log still holds the events.
 
+mod batch;
 mod config;
 mod keys;
 mod reply;
@@ -27,7 +28,7 @@ use fred::types::RespVersion;
 use fred::types::scripts::Script;
 use quizgate_domain::{
     AnswerOutcome, CommandOutcome, HostCommand, JoinCode, JoinRefused, LEADERBOARD_DELIVERY_BUDGET,
-    LEADERBOARD_SIZE, Millis, PlayerId, QuizDefinition,
+    LEADERBOARD_SIZE, Millis, PlayerId, Progress, QuizDefinition,
 };
 
 use self::keys::QuizKeys;
@@ -61,16 +62,22 @@ impl Shared {
 }
 
 pub struct RedisBackplane {
+    core: Arc<Core>,
+    subscriber: Supervised,
+}
+
+/// What the backplane's calls and its answer flushers share.
+pub(crate) struct Core {
     shared: Arc<Shared>,
     scripts: Scripts,
     config: RedisConfig,
-    subscriber: Supervised,
+    answers: batch::Answers,
 }
 
 impl std::fmt::Debug for RedisBackplane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisBackplane")
-            .field("config", &self.config)
+            .field("config", &self.core.config)
             .finish()
     }
 }
@@ -132,11 +139,45 @@ impl RedisBackplane {
             move |stop| subscriber::run(shared, stop)
         });
         Ok(Self {
-            shared,
-            scripts: Scripts::new(),
-            config,
+            core: Arc::new(Core {
+                shared,
+                scripts: Scripts::new(),
+                config,
+                answers: batch::Answers::default(),
+            }),
             subscriber,
         })
+    }
+
+    /// Judges a batch of answers to one quiz in one script call, in order, as
+    /// if they came one after the other at the same instant. `None` for the
+    /// whole batch if the quiz does not exist, for one answer if its player
+    /// does not. This is the group commit's one call (see `batch.rs`); it is
+    /// public for the differential test.
+    pub async fn answer_batch(
+        &self,
+        code: &JoinCode,
+        answers: &[(PlayerId, u16, u8)],
+    ) -> Result<Option<Vec<Option<AnswerOutcome>>>> {
+        self.core.answer_batch(code, answers).await
+    }
+}
+
+impl Core {
+    async fn answer_batch(
+        &self,
+        code: &JoinCode,
+        answers: &[(PlayerId, u16, u8)],
+    ) -> Result<Option<Vec<Option<AnswerOutcome>>>> {
+        let mut args: Vec<Value> = Vec::with_capacity(1 + 3 * answers.len());
+        args.push((answers.len() as i64).into());
+        for &(player, question, choice) in answers {
+            args.push(i64::from(player).into());
+            args.push(i64::from(question).into());
+            args.push(i64::from(choice).into());
+        }
+        let raw = self.eval(&self.scripts.answers, code, args).await?;
+        Reply::new("answers", raw)?.answers(answers.len())
     }
 
     fn keys(&self, code: &JoinCode) -> QuizKeys {
@@ -204,8 +245,9 @@ impl Backplane for RedisBackplane {
             let code = new_code();
             let host = new_secret();
             let created: i64 = self
+                .core
                 .eval(
-                    &self.scripts.create,
+                    &self.core.scripts.create,
                     &code,
                     vec![
                         json.clone().into(),
@@ -232,9 +274,10 @@ impl Backplane for RedisBackplane {
 
     async fn definition(&self, code: &JoinCode) -> Result<Option<Arc<QuizDefinition>>> {
         let raw: Option<String> = self
+            .core
             .shared
             .client
-            .get(self.keys(code).def)
+            .get(self.core.keys(code).def)
             .await
             .map_err(unavailable)?;
         raw.map(|json| {
@@ -249,7 +292,10 @@ impl Backplane for RedisBackplane {
         let secret = new_secret();
         let key = quizgate_domain::nickname_key(nickname);
         let args = vec![nickname.into(), key.into(), secret.clone().into()];
-        let reply = Reply::new("join", self.eval(&self.scripts.join, code, args).await?)?;
+        let reply = Reply::new(
+            "join",
+            self.core.eval(&self.core.scripts.join, code, args).await?,
+        )?;
         Ok(match reply.tag()?.as_str() {
             "ok" => {
                 let player_id = PlayerId::try_from(reply.int(1)?)
@@ -284,7 +330,9 @@ impl Backplane for RedisBackplane {
         ];
         let reply = Reply::new(
             "resume",
-            self.eval(&self.scripts.resume, &token.code, args).await?,
+            self.core
+                .eval(&self.core.scripts.resume, &token.code, args)
+                .await?,
         )?;
         match reply.tag()?.as_str() {
             "ok" => {
@@ -314,7 +362,12 @@ impl Backplane for RedisBackplane {
         let last = last_seq.map_or_else(String::new, |l| l.to_string());
         let reply = Reply::new(
             "host",
-            self.eval(&self.scripts.host, code, vec![token.into(), last.into()])
+            self.core
+                .eval(
+                    &self.core.scripts.host,
+                    code,
+                    vec![token.into(), last.into()],
+                )
                 .await?,
         )?;
         match reply.tag()?.as_str() {
@@ -335,7 +388,8 @@ impl Backplane for RedisBackplane {
             HostCommand::End => "end",
         };
         let reply: String = self
-            .eval(&self.scripts.command, code, vec![name.into()])
+            .core
+            .eval(&self.core.scripts.command, code, vec![name.into()])
             .await?;
         match reply.as_str() {
             "done" => Ok(Some(CommandOutcome::Done)),
@@ -352,17 +406,17 @@ impl Backplane for RedisBackplane {
         question: u16,
         choice: u8,
     ) -> Result<Option<AnswerOutcome>> {
-        let args = vec![
-            i64::from(player).into(),
-            i64::from(question).into(),
-            i64::from(choice).into(),
-        ];
-        Reply::new("answer", self.eval(&self.scripts.answer, code, args).await?)?.answer()
+        batch::submit(&self.core, code, (player, question, choice)).await
     }
 
     async fn close_if_due(&self, code: &JoinCode, index: u16) -> Result<bool> {
         let closed: i64 = self
-            .eval(&self.scripts.close, code, vec![i64::from(index).into()])
+            .core
+            .eval(
+                &self.core.scripts.close,
+                code,
+                vec![i64::from(index).into()],
+            )
             .await?;
         match closed {
             0 => Ok(false),
@@ -372,7 +426,10 @@ impl Backplane for RedisBackplane {
     }
 
     async fn leaderboard_if_due(&self, code: &JoinCode) -> Result<Tick> {
-        let reply: String = self.eval(&self.scripts.leaderboard, code, vec![]).await?;
+        let reply: String = self
+            .core
+            .eval(&self.core.scripts.leaderboard, code, vec![])
+            .await?;
         match reply.as_str() {
             "published" => Ok(Tick::Published),
             "soon" => Ok(Tick::TooSoon),
@@ -382,10 +439,40 @@ impl Backplane for RedisBackplane {
         }
     }
 
-    async fn exists(&self, code: &JoinCode) -> Result<bool> {
-        self.shared
+    async fn progress(&self, code: &JoinCode) -> Result<Option<Progress>> {
+        let m: Vec<Option<String>> = self
+            .core
+            .shared
             .client
-            .exists(self.keys(code).meta)
+            .hmget(
+                self.core.keys(code).meta,
+                vec!["phase", "cur", "answered", "players"],
+            )
+            .await
+            .map_err(unavailable)?;
+        let num = |i: usize, what: &str| -> Result<u64> {
+            m.get(i)
+                .cloned()
+                .flatten()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| corrupt(format!("progress: {what}")))
+        };
+        if m.first().cloned().flatten().as_deref() != Some("question") {
+            return Ok(None);
+        }
+        Ok(Some(Progress {
+            index: u16::try_from(num(1, "cur")?).map_err(|_| corrupt("progress: cur"))?,
+            answered: u32::try_from(num(2, "answered")?)
+                .map_err(|_| corrupt("progress: answered"))?,
+            players: u32::try_from(num(3, "players")?).map_err(|_| corrupt("progress: players"))?,
+        }))
+    }
+
+    async fn exists(&self, code: &JoinCode) -> Result<bool> {
+        self.core
+            .shared
+            .client
+            .exists(self.core.keys(code).meta)
             .await
             .map_err(unavailable)
     }
@@ -393,7 +480,9 @@ impl Backplane for RedisBackplane {
     async fn scores(&self, code: &JoinCode) -> Result<Option<Scores>> {
         let reply = Reply::new(
             "scores",
-            self.eval(&self.scripts.scores, code, vec![]).await?,
+            self.core
+                .eval(&self.core.scripts.scores, code, vec![])
+                .await?,
         )?;
         match reply.tag()?.as_str() {
             "ok" => {
@@ -406,11 +495,11 @@ impl Backplane for RedisBackplane {
     }
 
     async fn subscribe(&self, code: &JoinCode) -> Result<()> {
-        subscriber::subscribe(&self.shared, code).await
+        subscriber::subscribe(&self.core.shared, code).await
     }
 
     async fn unsubscribe(&self, code: &JoinCode) -> Result<()> {
-        subscriber::unsubscribe(&self.shared, code).await
+        subscriber::unsubscribe(&self.core.shared, code).await
     }
 
     async fn expire(&self) -> Result<Vec<JoinCode>> {
@@ -421,9 +510,9 @@ impl Backplane for RedisBackplane {
     fn not_ready_reason(&self) -> Option<String> {
         if let Some(end) = self.subscriber.end() {
             Some(format!("redis subscriber ended: {end}"))
-        } else if !self.shared.client.is_connected() {
+        } else if !self.core.shared.client.is_connected() {
             Some("redis command connection down".into())
-        } else if !self.shared.subscriber.is_connected() {
+        } else if !self.core.shared.subscriber.is_connected() {
             Some("redis subscriber connection down".into())
         } else {
             None
@@ -431,7 +520,7 @@ impl Backplane for RedisBackplane {
     }
 
     fn now_ms(&self) -> Millis {
-        match &self.config.clock {
+        match &self.core.config.clock {
             Some(clock) => clock.now_ms(),
             None => SystemClock.now_ms(),
         }

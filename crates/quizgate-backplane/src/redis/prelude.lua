@@ -85,11 +85,8 @@ local function record_json(rec)
 end
 
 local function push_leaderboard(now)
-  local m = redis.call('HMGET', META, 'phase', 'answered', 'players')
-  local answered = ''
-  if m[1] == 'question' then answered = ',"answered":' .. m[2] end
   redis.call('HSET', META, 'lb_dirty', 0, 'lb_ms', now)
-  emit(now, '{"t":"leaderboard","top":' .. top_json() .. ',"players":' .. m[3] .. answered .. '}')
+  emit(now, '{"t":"leaderboard","top":' .. top_json() .. ',"players":' .. redis.call('HGET', META, 'players') .. '}')
 end
 
 local function close(now, reason)

@@ -93,17 +93,34 @@ impl Reply {
         Ok((snapshot, missed))
     }
 
-    /// `answer.lua`'s reply; `None` if the quiz or the player does not exist.
-    pub(crate) fn answer(&self) -> Result<Option<AnswerOutcome>> {
-        Ok(Some(match self.tag()?.as_str() {
-            "accepted" => AnswerOutcome::Accepted(self.record(1)?),
-            "duplicate" => AnswerOutcome::Duplicate(self.record(1)?),
-            "late" => AnswerOutcome::Late,
-            "wrong_phase" => AnswerOutcome::WrongPhase,
-            "invalid_choice" => AnswerOutcome::InvalidChoice,
-            "not_found" => return Ok(None),
-            _ => return self.unknown(),
-        }))
+    /// `answers.lua`'s reply to a batch of `n`: `None` if the quiz does not
+    /// exist, else one outcome per answer (`None` if its player does not exist).
+    pub(crate) fn answers(&self, n: usize) -> Result<Option<Vec<Option<AnswerOutcome>>>> {
+        if self.items.len() == 1 && self.tag()? == "gone" {
+            return Ok(None);
+        }
+        if self.items.len() != 2 * n {
+            return Err(corrupt(format!(
+                "{}: {} items for {n} answers",
+                self.script,
+                self.items.len()
+            )));
+        }
+        (0..n)
+            .map(|i| {
+                let at = 2 * i;
+                Ok(Some(match self.text(at)?.as_str() {
+                    "accepted" => AnswerOutcome::Accepted(self.record(at + 1)?),
+                    "duplicate" => AnswerOutcome::Duplicate(self.record(at + 1)?),
+                    "late" => AnswerOutcome::Late,
+                    "wrong_phase" => AnswerOutcome::WrongPhase,
+                    "invalid_choice" => AnswerOutcome::InvalidChoice,
+                    "not_found" => return Ok(None),
+                    _ => return self.unknown(),
+                }))
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
     }
 
     /// `scores.lua`'s `ok` reply: the seq, then members and negated scores.

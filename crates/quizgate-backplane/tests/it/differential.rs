@@ -1,7 +1,9 @@
 //! Differential test: `quizgate-domain` is the specification, the Redis Lua
 //! scripts are a second implementation of it. proptest generates sequences of
 //! operations (joins with duplicate nicknames and past the player cap, right,
-//! wrong, repeated, late and out-of-phase answers, host commands in and out of
+//! wrong, repeated, late and out-of-phase answers, batches of answers (the
+//! group commit's one script call, judged one after the other on the memory
+//! side), host commands in and out of
 //! phase, deadlines passing, coalesced leaderboards, resumes inside, before and
 //! beyond the trimmed log, host reconnects); each runs on a fresh quiz on both
 //! backplanes, and every outcome, snapshot, event (with scores, ranks and
@@ -51,6 +53,9 @@ enum Op {
         question: u16,
         choice: u8,
     },
+    /// Answers committed together: one `answer_batch` call on Redis, one
+    /// `answer` after the other on memory.
+    Answers(Vec<(usize, u16, u8)>),
     Command(HostCommand),
     Advance(u64),
     Close(u16),
@@ -76,6 +81,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => join(),
         12 => (0usize..64, 0u16..4, prop_oneof![4 => 0u8..2, 1 => 0u8..5])
             .prop_map(|(player, question, choice)| Op::Answer { player, question, choice }),
+        6 => prop::collection::vec((0usize..64, 0u16..4, prop_oneof![4 => 0u8..2, 1 => 0u8..5]), 2..12)
+            .prop_map(Op::Answers),
         5 => prop_oneof![
             3 => Just(HostCommand::Start), 4 => Just(HostCommand::Next),
             2 => Just(HostCommand::Skip), 1 => Just(HostCommand::End),
@@ -122,7 +129,9 @@ fn definition() -> QuizDefinition {
 
 /// One backplane under test.
 struct Side {
-    bp: Box<dyn Backplane>,
+    bp: Arc<dyn Backplane>,
+    /// The Redis side, for its batch call.
+    redis: Option<Arc<RedisBackplane>>,
     sink: Arc<Recorder>,
 }
 
@@ -179,6 +188,33 @@ impl Side {
                     None => "answer None".into(),
                     some => format!("{some:?}"),
                 }
+            }
+            Op::Answers(batch) => {
+                let batch: Vec<(PlayerId, u16, u8)> = batch
+                    .iter()
+                    .map(|&(p, q, c)| ((p % (quiz.tokens.len() + 1)) as PlayerId + 1, q, c))
+                    .collect();
+                let outcomes = match &self.redis {
+                    Some(redis) => match redis.answer_batch(code, &batch).await? {
+                        Some(each) => each,
+                        None => vec![None; batch.len()],
+                    },
+                    None => {
+                        let mut each = Vec::new();
+                        for &(id, q, c) in &batch {
+                            each.push(bp.answer(code, id, q, c).await?);
+                        }
+                        each
+                    }
+                };
+                let described: Vec<String> = outcomes
+                    .iter()
+                    .map(|o| match o {
+                        None => "answer None".into(),
+                        some => format!("{some:?}"),
+                    })
+                    .collect();
+                format!("batch: {}", described.join("; "))
             }
             Op::Command(cmd) => format!("{:?}", bp.command(code, *cmd).await?),
             Op::Advance(_) => String::new(),
@@ -255,6 +291,11 @@ const MUST_SEE: &[(&str, &str)] = &[
     ("host refused", "host refused"),
     ("top-10 cut", "TOPCUT"),
     ("tie", "TIE"),
+    ("batched answers", "batch: "),
+    (
+        "a batch's answer closes the question, later ones are late",
+        "BATCHLATE",
+    ),
 ];
 
 async fn world() -> Result<World> {
@@ -272,24 +313,28 @@ async fn world() -> Result<World> {
         },
     );
     let redis_sink = Arc::new(Recorder::default());
-    let redis = RedisBackplane::connect(
-        RedisConfig {
-            leaderboard_interval_ms: LEADERBOARD_INTERVAL_MS,
-            log_capacity: LOG_CAPACITY,
-            max_players: MAX_PLAYERS,
-            clock: Some(clock.clone()),
-            ..RedisConfig::new(server.url())
-        },
-        redis_sink.clone(),
-    )
-    .await?;
+    let redis = Arc::new(
+        RedisBackplane::connect(
+            RedisConfig {
+                leaderboard_interval_ms: LEADERBOARD_INTERVAL_MS,
+                log_capacity: LOG_CAPACITY,
+                max_players: MAX_PLAYERS,
+                clock: Some(clock.clone()),
+                ..RedisConfig::new(server.url())
+            },
+            redis_sink.clone(),
+        )
+        .await?,
+    );
     Ok(World {
         memory: Side {
-            bp: Box::new(memory),
+            bp: Arc::new(memory),
+            redis: None,
             sink: memory_sink,
         },
         redis: Side {
-            bp: Box::new(redis),
+            bp: redis.clone(),
+            redis: Some(redis),
             sink: redis_sink,
         },
         clock,
@@ -333,6 +378,12 @@ async fn case(world: &World, ops: &[Op]) -> Result<(), TestCaseError> {
         let x = world.memory.apply(&mut a, op).await.map_err(fail)?;
         let y = world.redis.apply(&mut b, op).await.map_err(fail)?;
         world.note(&x);
+        if let Some(at) = x.find("Accepted(")
+            && x.starts_with("batch: ")
+            && x[at..].contains("Some(Late)")
+        {
+            world.note("BATCHLATE");
+        }
         prop_assert_eq!(x, y, "op {} {:?}", i, op);
     }
     let sa = world.memory.scores(&a).await.map_err(fail)?;

@@ -28,7 +28,6 @@ fn lost_event() -> Event {
     Event::Leaderboard {
         top: Vec::new(),
         players: 0,
-        answered: Some(0),
     }
 }
 

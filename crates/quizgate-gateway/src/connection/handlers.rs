@@ -228,6 +228,7 @@ impl Connection {
             .await
         {
             Ok(Some(hosted)) => {
+                room.set_host(self.id);
                 self.state = State::Host;
                 let mut welcome = Self::welcome(&room, Role::Host, hosted.snapshot, rid);
                 welcome.resumed = last_seq.map(|_| hosted.missed.is_some());
@@ -291,11 +292,16 @@ impl Connection {
                     .await;
             }
         };
-        let call = self
+        // Not through `Node::call`: answers to a quiz are committed in batches
+        // (group commit), so a burst costs the backplane little, and a slot
+        // held while waiting for the batch would cap the batch at the slot
+        // count. The backplane bounds what may wait (`BackplaneError::Busy`).
+        let outcome = match self
             .node
             .backplane
-            .answer(&room.code, player, question, choice);
-        let outcome = match self.node.call(call).await {
+            .answer(&room.code, player, question, choice)
+            .await
+        {
             Ok(Some(outcome)) => outcome,
             Ok(None) => {
                 return self
@@ -313,10 +319,7 @@ impl Connection {
             total: record.map(|r| r.total),
         };
         let (label, frame) = match outcome {
-            AnswerOutcome::Accepted(r) => {
-                room.mark_dirty();
-                ("accepted", result(AnswerStatus::Accepted, Some(r)))
-            }
+            AnswerOutcome::Accepted(r) => ("accepted", result(AnswerStatus::Accepted, Some(r))),
             AnswerOutcome::Duplicate(r) => ("duplicate", result(AnswerStatus::Duplicate, Some(r))),
             AnswerOutcome::Late => ("late", result(AnswerStatus::Late, None)),
             AnswerOutcome::WrongPhase => ("wrong_phase", result(AnswerStatus::WrongPhase, None)),

@@ -290,7 +290,12 @@ async fn a_whole_quiz_in_both_encodings(backend: Backend) -> Result<()> {
     Ok(())
 }
 
-async fn leaderboards_are_coalesced_and_show_the_answer_count(backend: Backend) -> Result<()> {
+/// While a question is open, players get their own acks and nothing else;
+/// hosts get the answer count (`progress`), coalesced. The leaderboard comes
+/// with the reveal.
+async fn during_a_question_hosts_get_progress_and_the_leaderboard_waits(
+    backend: Backend,
+) -> Result<()> {
     let node = node_on(backend, &[("QUIZGATE_LEADERBOARD_INTERVAL", "300ms")]).await?;
     let addr = node.ws_addr;
     let (code, token) = create_quiz(addr, &quizgate_testkit::sample_quiz(1, 30_000)).await?;
@@ -305,49 +310,74 @@ async fn leaderboards_are_coalesced_and_show_the_answer_count(backend: Backend) 
     }
     command(&mut host, "start").await?;
     let started = std::time::Instant::now();
-    // Five of six answer at once: one question, many answers, few leaderboards.
+    // Five of six answer at once: one question, many answers, few progress frames.
     for c in players.iter_mut().take(5) {
         c.recv_until("question", is_question(0)).await?;
         assert_eq!(answer(c, 0, 0).await?.status, AnswerStatus::Accepted);
     }
-    let ServerFrame::Leaderboard {
-        answered,
-        players: n,
-        top,
-        ..
-    } = host
-        .recv_until("a leaderboard with 5 answers", |f| {
-            matches!(
-                f,
-                ServerFrame::Leaderboard {
-                    answered: Some(5),
-                    ..
-                }
-            )
-        })
-        .await?
-    else {
-        unreachable!()
-    };
-    assert_eq!((answered, n, top.len()), (Some(5), 6, 6));
-    let leaderboards = host
-        .events
-        .iter()
-        .filter(|f| {
-            matches!(
-                f,
-                ServerFrame::Leaderboard {
-                    answered: Some(_),
-                    ..
-                }
-            )
-        })
-        .count();
+    host.recv_until("progress with 5 answers", |f| {
+        matches!(
+            f,
+            ServerFrame::Progress {
+                index: 0,
+                answered: 5,
+                players: 6
+            }
+        )
+    })
+    .await?;
     let elapsed_ms = started.elapsed().as_millis() as usize;
+    let progress = host
+        .received
+        .iter()
+        .filter(|v| v["t"] == "progress")
+        .count();
     assert!(
-        leaderboards <= elapsed_ms / 300 + 1,
-        "{leaderboards} leaderboards in {elapsed_ms} ms"
+        progress <= elapsed_ms / 300 + 1,
+        "{progress} progress frames in {elapsed_ms} ms"
     );
+    command(&mut host, "skip").await?;
+    for c in players.iter_mut() {
+        let ServerFrame::Leaderboard {
+            players: n, top, ..
+        } = c
+            .recv_until("the reveal's leaderboard", |f| {
+                matches!(f, ServerFrame::Leaderboard { .. })
+            })
+            .await?
+        else {
+            unreachable!()
+        };
+        assert_eq!((n, top.len()), (6, 6));
+        // No broadcast between the question and its reveal.
+        let question_seq = c
+            .events
+            .iter()
+            .find(|f| matches!(f, ServerFrame::Question { .. }))
+            .and_then(ServerFrame::seq)
+            .expect("the question");
+        let between: Vec<&ServerFrame> = c
+            .events
+            .iter()
+            .skip_while(|f| !matches!(f, ServerFrame::Question { .. }))
+            .skip(1)
+            .take_while(|f| !matches!(f, ServerFrame::Reveal { .. }))
+            .collect();
+        assert!(
+            between.is_empty(),
+            "a player got broadcasts during the question: {between:?}"
+        );
+        assert!(
+            !c.received.iter().any(|v| v["t"] == "progress"),
+            "progress is for hosts"
+        );
+        let reveal = c
+            .events
+            .iter()
+            .find(|f| matches!(f, ServerFrame::Reveal { .. }))
+            .and_then(ServerFrame::seq);
+        assert_eq!(reveal, Some(question_seq + 1), "no event in between");
+    }
     Ok(())
 }
 
@@ -374,5 +404,5 @@ async fn late_joiners_get_the_current_question_in_their_snapshot(backend: Backen
 }
 
 both!(a_whole_quiz_in_both_encodings);
-both!(leaderboards_are_coalesced_and_show_the_answer_count);
+both!(during_a_question_hosts_get_progress_and_the_leaderboard_waits);
 both!(late_joiners_get_the_current_question_in_their_snapshot);

@@ -195,6 +195,11 @@ async fn play(
         "answer_result",
     )
     .await?;
+    // The host hears how many have answered.
+    host.recv_until("progress", |f| {
+        matches!(f, ServerFrame::Progress { answered: 1, .. })
+    })
+    .await?;
     sent.exchange(
         &mut bob,
         json!({"t": "answer", "question": 0, "choice": 9}),

@@ -97,12 +97,10 @@ pub(crate) async fn player(
     }
 }
 
-/// The next frame that is not a broadcast or a standing: the reply to a request.
+/// The next frame that is not a push (broadcast, standing, progress): the
+/// reply to a request.
 pub(crate) async fn reply(c: &mut Client) -> Result<ServerFrame> {
-    c.recv_until("a reply", |f| {
-        f.seq().is_none() && !matches!(f, ServerFrame::Standing { .. })
-    })
-    .await
+    c.recv_until("a reply", |f| !f.is_push()).await
 }
 
 pub(crate) async fn expect_error(c: &mut Client, code: &str) -> Result<String> {
