@@ -40,8 +40,11 @@ impl Node {
     ) -> Self {
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(config.read_buffer_bytes)
-            // Write each frame out at once; queueing happens in our own bounded channel.
-            .write_buffer_size(0)
+            // Frames wait in tungstenite's buffer until `Connection::forward`
+            // flushes what was queued together (a reveal and its leaderboard,
+            // say) in one write: one syscall, one TCP segment. Past 16 KiB a
+            // frame goes out at once; queueing happens in our own bounded channel.
+            .write_buffer_size(16 * 1024)
             .max_write_buffer_size(64 * 1024)
             .max_message_size(Some(config.max_message_bytes))
             .max_frame_size(Some(config.max_message_bytes));
