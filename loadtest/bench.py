@@ -294,6 +294,50 @@ def answers(report, n_players, key, questions=6):
         c.stop()
 
 
+# Answer bursts at fixed rates: one quiz, ANSWER_PLAYERS players over 3 nodes,
+# each question answered by everyone within a window of ANSWER_PLAYERS / rate
+# seconds (think times spread evenly over it); 0 = everyone at once (the most the
+# cluster takes). A question closes when all have answered.
+ANSWER_PLAYERS = 2000 if QUICK else 5000
+ANSWER_RATES = (5000, 10000, 20000, 0)
+
+
+def answer_rates(report, questions=8):
+    rows = []
+    for target in ANSWER_RATES:
+        c = Cluster(3)
+        try:
+            quiz = c.create_quiz(questions, 20000)
+            spread_ms = ANSWER_PLAYERS * 1000 // target if target else 0
+            gens, joined = spread_players(c, quiz, ANSWER_PLAYERS, ["--think-ms", f"0-{max(spread_ms - 1, 0)}"], "rate")
+            node0, redis0 = c.node_cpu(), cpu(c.redis.pid)
+            gen0 = sum(cpu(g.proc.pid) for g in gens)
+            h = host(c.nodes[0]["ws"], quiz, joined, questions, 300, no_skip=True)
+            h.finish()
+            results = [g.finish() for g in gens]
+            m = merge(results)
+            node_s, redis_s = c.node_cpu() - node0, cpu(c.redis.pid) - redis0
+            gen_s = sum(g.cpu for g in gens) - gen0 + h.cpu
+            # Each question's rate: its acks / (last ack − first answer sent), over every generator.
+            windows = {}
+            for r in results:
+                for q, first, last, acks in r.get("questions", []):
+                    w = windows.setdefault(q, [first, last, 0])
+                    w[0], w[1], w[2] = min(w[0], first), max(w[1], last), w[2] + acks
+            per_q = sorted(n / max((last - first) / 1000, 1e-3) for first, last, n in windows.values())
+            answers = max(m["accepted"] + m["duplicates"] + m["late"], 1)
+            rows.append({"target": target, "players": joined, "questions": questions,
+                         "rate_median": per_q[len(per_q) // 2] if per_q else 0, "rate_min": per_q[0] if per_q else 0,
+                         "accepted": m["accepted"], "late": m["late"], "errors": m["errors"],
+                         "ack_ms": m.get("ack_ms"), "mismatches": m["score_mismatches"], "finished": m["finished"],
+                         "frames_per_answer": m["deliveries"] / answers,
+                         "node_us": node_s / answers * 1e6, "redis_us": redis_s / answers * 1e6,
+                         "gen_us": gen_s / answers * 1e6, "script_us": c.script_us()})
+        finally:
+            c.stop()
+    report["answer_rates"] = rows
+
+
 def storm(report, n_players):
     c = Cluster(3)
     try:
@@ -421,6 +465,24 @@ def write(report, path):
             L.append(f"\nRedis: {a['script_us']:.0f} µs per script call over the whole run (joins, answers, closes, leaderboards).")
         L.append(f"\nNode CPU {a['node_cpu']:.1f} s, generator CPU {a['gen_cpu']:.1f} s. The exactly-once check compares each player's last")
         L.append("acknowledged total with the score in its final `standing` (read from the Redis sorted set after the end).\n")
+    ar = report.get("answer_rates")
+    if ar:
+        L.append("### Answer bursts at fixed rates\n")
+        L.append(f"One quiz, {ar[0]['players']:,} players over 3 nodes, {ar[0]['questions']} questions. In each question every player answers")
+        L.append("once, their think times spread evenly over players / rate seconds (\"all at once\": no think time, the most the")
+        L.append("cluster takes). Rate = a question's acks / (its last ack − its first answer sent), median over the questions")
+        L.append("(slowest in brackets). Answers are group-committed per quiz: one `answers` script call judges every answer")
+        L.append("that arrived while the call before it ran. CPU per answer = CPU seconds of all nodes, of Redis, and of the")
+        L.append("generator (players and host) while the questions ran, divided by the answers sent. Frames per answer = broadcasts")
+        L.append("and standings each player received (question, reveal, leaderboard, standing) per answer.\n")
+        L.append("| target | achieved (slowest question) | ack p50 / p99 / max (ms) | late | errors | node / Redis / generator µs per answer | frames per answer | Redis µs per script call | final score ≠ acked total |")
+        L.append("|---|---|---|---|---|---|---|---|---|")
+        for r in ar:
+            target = f"{r['target']:,}/s" if r["target"] else "all at once"
+            L.append(f"| {target} | {r['rate_median']:,.0f}/s ({r['rate_min']:,.0f}) | {pct(r, 'ack_ms')} | {r['late']} | {r['errors']} "
+                     f"| {r['node_us']:.0f} / {r['redis_us']:.0f} / {r['gen_us']:.0f} | {r['frames_per_answer']:.1f} "
+                     f"| {r['script_us'] or 0:.0f} | {r['mismatches']} of {r['finished']:,} players |")
+        L.append("")
     s = report.get("storm")
     if s:
         L.append("## 4. Reconnect storm\n")
@@ -544,6 +606,7 @@ def main():
         ("fan-out 1k", lambda r: fanout(r, 1000, "fanout_1k")),
         ("fan-out 10k", lambda r: fanout(r, 3000 if QUICK else 10000, "fanout_10k")),
         ("answers", lambda r: answers(r, 4000 if QUICK else 20000, "answers")),
+        ("answer rates", answer_rates),
         ("reconnect storm", lambda r: storm(r, 3000 if QUICK else 15000)),
         ("saturation", saturation),
     ]

@@ -10,7 +10,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 
 use crate::cli::PlayersArgs;
-use crate::tally::{Tally, percentiles};
+use crate::tally::{Tally, percentiles, percentiles_us_as_ms};
 use crate::ws::{Ws, connect, now_ms, recv, send};
 
 pub(crate) struct Player {
@@ -164,6 +164,7 @@ impl Player {
                         if self.tally.first_answer == 0 {
                             self.tally.first_answer = now_ms();
                         }
+                        self.tally.sent(q, now_ms());
                         let choice = (self.n + usize::from(q)) % 3;
                         send(ws, self.encoding, json!({"t": "answer", "question": q, "choice": choice})).await.ok()?;
                         continue;
@@ -207,8 +208,11 @@ impl Player {
                 }
                 ServerFrame::AnswerResult(r) => {
                     if let Some(t) = sent_at.take() {
-                        self.tally.ack_ms.push(t.elapsed().as_millis() as u32);
+                        self.tally
+                            .ack_us
+                            .push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
                         self.tally.last_ack = now_ms();
+                        self.tally.acked(r.question, self.tally.last_ack);
                     }
                     match r.status {
                         AnswerStatus::Accepted => self.tally.accepted += 1,
@@ -285,6 +289,7 @@ pub(crate) async fn players(args: PlayersArgs) -> Result<serde_json::Value> {
         }
     }
     let connect_secs = connect_secs.unwrap_or(started.elapsed().as_secs_f64());
+    let questions = total.windows();
     Ok(json!({
         "players": args.count,
         "joined": joined.load(Ordering::Relaxed),
@@ -299,7 +304,8 @@ pub(crate) async fn players(args: PlayersArgs) -> Result<serde_json::Value> {
         "duplicates": total.duplicates,
         "late": total.late,
         "errors": total.unavailable,
-        "ack_ms": percentiles(total.ack_ms),
+        "ack_ms": percentiles_us_as_ms(total.ack_us),
+        "questions": questions,
         "first_answer_ms": total.first_answer,
         "last_ack_ms": total.last_ack,
         "reconnects": total.reconnects,

@@ -3,6 +3,7 @@
 //! runs `quizgate-domain` directly, and on a real Redis, with one manual clock
 //! for both), and the Redis subscriber's ordering when Pub/Sub loses messages.
 
+mod batch;
 mod differential;
 mod gaps;
 mod recorder;
