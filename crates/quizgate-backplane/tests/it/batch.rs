@@ -7,25 +7,12 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use futures_util::future::join_all;
 use quizgate_backplane::{Backplane, JoinResult, RedisBackplane, RedisConfig};
-use quizgate_domain::{AnswerOutcome, HostCommand, Question, QuizDefinition};
+use quizgate_domain::{AnswerOutcome, HostCommand};
 use quizgate_testkit::RedisServer;
 
 use crate::recorder::Recorder;
 
 const PLAYERS: u32 = 300;
-
-fn definition() -> QuizDefinition {
-    QuizDefinition {
-        title: "batch".into(),
-        questions: vec![Question {
-            text: "q".into(),
-            choices: vec!["a".into(), "b".into()],
-            correct: 1,
-            time_limit_ms: 60_000,
-            points: 1_000,
-        }],
-    }
-}
 
 /// How many `EVALSHA` calls Redis has served.
 async fn evalsha_calls(server: &RedisServer) -> Result<u64> {
@@ -50,7 +37,7 @@ async fn concurrent_answers_share_script_calls_and_each_gets_its_outcome() -> Re
         Arc::new(Recorder::default()),
     )
     .await?;
-    let code = bp.create_quiz(definition()).await?.code;
+    let code = bp.create_quiz(crate::one_question("batch")).await?.code;
     for i in 0..PLAYERS {
         let JoinResult::Joined(_) = bp.join(&code, &format!("p{i}")).await? else {
             anyhow::bail!("p{i} not joined");

@@ -6,23 +6,10 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use quizgate_backplane::{Backplane, RedisBackplane, RedisConfig};
-use quizgate_domain::{Event, HostCommand, JoinCode, Question, QuizDefinition, Sequenced};
+use quizgate_domain::{Event, HostCommand, JoinCode, Sequenced};
 use quizgate_testkit::RedisServer;
 
 use crate::recorder::Recorder;
-
-fn definition() -> QuizDefinition {
-    QuizDefinition {
-        title: "gaps".into(),
-        questions: vec![Question {
-            text: "q".into(),
-            choices: vec!["a".into(), "b".into()],
-            correct: 1,
-            time_limit_ms: 60_000,
-            points: 1_000,
-        }],
-    }
-}
 
 fn lost_event() -> Event {
     Event::Leaderboard {
@@ -70,7 +57,7 @@ async fn log_unpublished(server: &RedisServer, code: &JoinCode, seq: u64) -> Res
 }
 
 async fn quiz(bp: &RedisBackplane) -> Result<JoinCode> {
-    let code = bp.create_quiz(definition()).await?.code;
+    let code = bp.create_quiz(crate::one_question("gaps")).await?.code;
     bp.subscribe(&code).await?;
     Ok(code)
 }

@@ -7,3 +7,17 @@ mod batch;
 mod differential;
 mod gaps;
 mod recorder;
+
+/// A quiz of one two-choice question (choice 1 is right) with a minute to answer.
+fn one_question(title: &str) -> quizgate_domain::QuizDefinition {
+    quizgate_domain::QuizDefinition {
+        title: title.into(),
+        questions: vec![quizgate_domain::Question {
+            text: "q".into(),
+            choices: vec!["a".into(), "b".into()],
+            correct: 1,
+            time_limit_ms: 60_000,
+            points: 1_000,
+        }],
+    }
+}
