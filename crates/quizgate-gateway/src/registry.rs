@@ -196,8 +196,12 @@ impl Room {
     }
 
     /// Sends the local hosts the open question's progress if it changed since
-    /// the last one sent from this room.
+    /// the last one sent from this room, and that question is still open here
+    /// (its reveal may have been delivered while the count was read).
     pub(crate) fn send_progress(&self, p: Progress) {
+        if lock(&self.open_question).is_none_or(|(index, _)| index != p.index) {
+            return;
+        }
         {
             let mut last = lock(&self.progress);
             if last.1 == Some(p) {
