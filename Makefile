@@ -27,7 +27,7 @@ smoke: deps ## k6 smoke test (one whole quiz, 30 players) against a fresh local 
 	$(CARGO) build --locked -p quizgate && loadtest/smoke.sh
 
 bench: deps ## measure a local cluster (about 10 minutes) and write docs/benchmarks.md
-	$(CARGO) build --release --locked -p quizgate -p quizgate-loadgen && python3 loadtest/bench.py
+	$(CARGO) build --release --locked -p quizgate -p quizgate-loadgen -p quizgate-floor && python3 loadtest/bench.py
 
 cluster-stop: ## stop exactly what `make cluster` started
 	deploy/cluster/cluster.sh stop

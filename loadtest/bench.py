@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NODE = os.path.join(ROOT, "target/release/quizgate")
 GEN = os.path.join(ROOT, "target/release/quizgate-loadgen")
+FLOOR = os.path.join(ROOT, "target/release/quizgate-floor")
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 QUICK = os.environ.get("BENCH_QUICK") == "1"  # smaller sizes, for trying the script
@@ -161,7 +162,10 @@ def host(node, quiz, players_n, questions, interval_ms, no_skip=False):
 
 def spread_players(c, quiz, n_players, extra, what):
     """n_players over all nodes, from generator processes of at most 5,000 each; waits until all joined."""
-    ws = [n["ws"] for n in c.nodes]
+    return spread_over([n["ws"] for n in c.nodes], quiz, n_players, extra, what)
+
+
+def spread_over(ws, quiz, n_players, extra, what):
     procs = max(1, n_players // 5000)
     per = n_players // procs
     gens = [players(ws, quiz, per, offset=i * per, src_first=2 + 10 * i, srcs=10, extra=extra + ["--announce"])
@@ -256,7 +260,44 @@ def idle_100k(report):
         c.stop()
 
 
+def floor_run(n_players, interval_ms, questions):
+    """The fan-out floor (loadtest/floor): the same players and broadcasts from three `quizgate-floor`
+    processes that only write each pre-encoded frame to each socket."""
+    ports = [free_port() for _ in range(3)]
+    procs = [subprocess.Popen([FLOOR, "--listen", f"127.0.0.1:{p}", "--questions", str(questions),
+                               "--interval-ms", str(interval_ms)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for p in ports]
+    try:
+        for p in ports:
+            for _ in range(100):
+                try:
+                    socket.create_connection(("127.0.0.1", p), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+        gens, _ = spread_over([f"127.0.0.1:{p}" for p in ports], {"code": "FLOOR2"}, n_players, [], "floor")
+        cpu0 = sum(cpu(p.pid) for p in procs)
+        t0 = time.time()
+        for p in procs:
+            p.send_signal(signal.SIGUSR1)
+        results = [g.finish() for g in gens]
+        m = merge(results)
+        m["node_cpu"] = sum(cpu(p.pid) for p in procs) - cpu0
+        m["gen_cpu"] = sum(g.cpu for g in gens)
+        m["host_secs"] = min(time.time() - t0, questions * 2 * interval_ms / 1000)
+        return m
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
 def fanout(report, n_players, key, interval_ms=375, questions=16):
+    report[key] = quizgate_fanout(n_players, interval_ms, questions)
+    report[key]["floor"] = floor_run(n_players, interval_ms, questions)
+
+
+def quizgate_fanout(n_players, interval_ms, questions):
     c = Cluster(3)
     try:
         quiz = c.create_quiz(questions, 60000)
@@ -270,7 +311,7 @@ def fanout(report, n_players, key, interval_ms=375, questions=16):
         m["node_cpu"] = c.node_cpu() - cpu0
         m["gen_cpu"] = sum(g.cpu for g in gens)
         m["events_per_s"] = 3 * 1000 / (2 * interval_ms)
-        report[key] = m
+        return m
     finally:
         c.stop()
 
@@ -367,12 +408,15 @@ def saturation(report):
         key = f"sat_{interval}"
         fanout(report, n, key, interval_ms=interval, questions=max(8, 4000 // interval))
         m = report.pop(key)
-        # Measured: deliveries over the time the host was publishing.
-        secs = max(m["host_secs"], 1e-9)
-        rows.append({"interval": interval, "events_per_s": m["events_per_s"], "deliveries": m["deliveries"],
-                     "rate": m["deliveries"] / secs, "p99": m["delivery_ms"]["p99"] if m.get("delivery_ms") else None,
-                     "p50": m["delivery_ms"]["p50"] if m.get("delivery_ms") else None,
-                     "gaps": m["gaps"], "node_cpu": m["node_cpu"], "gen_cpu": m["gen_cpu"], "secs": secs})
+
+        def row(m):
+            # Measured: deliveries over the time the host was publishing.
+            secs = max(m["host_secs"], 1e-9)
+            return {"interval": interval, "events_per_s": 3 * 1000 / (2 * interval), "deliveries": m["deliveries"],
+                    "rate": m["deliveries"] / secs, "p99": m["delivery_ms"]["p99"] if m.get("delivery_ms") else None,
+                    "p50": m["delivery_ms"]["p50"] if m.get("delivery_ms") else None,
+                    "gaps": m["gaps"], "node_cpu": m["node_cpu"], "gen_cpu": m["gen_cpu"], "secs": secs}
+        rows.append({**row(m), "floor": row(m["floor"])})
     report["saturation"] = rows
 
 
@@ -492,11 +536,18 @@ def write(report, path):
             L.append("## 2. Fan-out: one quiz over 3 nodes\n")
             L.append(f"The host alternates start/next and skip every 375 ms: a question, then a reveal and a leaderboard, i.e.")
             L.append(f"{f['events_per_s']:.0f} broadcasts/s. Players are spread round-robin over the 3 nodes and do not answer.\n")
-            L.append("| players | deliveries | gaps | duplicates | delivery p50 / p99 / max (ms) | node CPU s | generator CPU s |")
-            L.append("|---|---|---|---|---|---|---|")
-        L.append(f"| {title} | {f['deliveries']:,} | {f['gaps']} | {f['dups']} | {pct(f, 'delivery_ms')} | {f['node_cpu']:.1f} | {f['gen_cpu']:.1f} |")
+            L.append("Each size runs twice, back to back: on quizgate (3 nodes, Redis), then on the floor (`loadtest/floor`: three")
+            L.append("processes that take the same players' handshakes and joins, then write each broadcast, encoded once as a")
+            L.append("complete WebSocket frame, to every socket with one non-blocking write, and do nothing else).\n")
+            L.append("| players | server | deliveries | gaps | duplicates | delivery p50 / p99 / max (ms) | server CPU s | server CPU µs per delivery | generator CPU s |")
+            L.append("|---|---|---|---|---|---|---|---|---|")
+        for who, m in (("quizgate", f), ("floor", f.get("floor"))):
+            if m:
+                per = m["node_cpu"] / max(m["deliveries"], 1) * 1e6
+                L.append(f"| {title} | {who} | {m['deliveries']:,} | {m['gaps']} | {m['dups']} | {pct(m, 'delivery_ms')} | {m['node_cpu']:.1f} | {per:.1f} | {m['gen_cpu']:.1f} |")
     if report.get("fanout_1k"):
-        L.append("\nDeliveries = every broadcast each player received; gaps = events missing from a player's sequence (expected − delivered).\n")
+        L.append("\nDeliveries = every broadcast each player received; gaps = events missing from a player's sequence (expected − delivered).")
+        L.append("Generator CPU includes the players' handshakes and joins.\n")
     a = report.get("answers")
     if a:
         rate = a["accepted"] / a["answer_window_s"] if a.get("answer_window_s") else 0
@@ -544,11 +595,13 @@ def write(report, path):
         L.append("## 5. Saturation: deliveries per second\n")
         L.append("One quiz, 10,000 players over 3 nodes, the host sending faster and faster. CPU per million = (node CPU s) /")
         L.append("(deliveries / 10^6); the generator's CPU is shown beside it, since it shares the cores.\n")
-        L.append("| broadcasts/s | deliveries/s | delivery p50 / p99 (ms) | gaps | node CPU s per million deliveries | generator CPU s per million |")
-        L.append("|---|---|---|---|---|---|")
+        L.append("| broadcasts/s | server | deliveries/s | delivery p50 / p99 (ms) | gaps | server CPU s per million deliveries | generator CPU s per million |")
+        L.append("|---|---|---|---|---|---|---|")
         for r in sat:
-            per_m = max(r["deliveries"], 1) / 1e6
-            L.append(f"| {r['events_per_s']:.0f} | {r['rate']:,.0f} | {r['p50']} / {r['p99']} | {r['gaps']} | {r['node_cpu'] / per_m:.1f} | {r['gen_cpu'] / per_m:.1f} |")
+            for who, x in (("quizgate", r), ("floor", r.get("floor"))):
+                if x:
+                    per_m = max(x["deliveries"], 1) / 1e6
+                    L.append(f"| {x['events_per_s']:.0f} | {who} | {x['rate']:,.0f} | {x['p50']} / {x['p99']} | {x['gaps']} | {x['node_cpu'] / per_m:.1f} | {x['gen_cpu'] / per_m:.1f} |")
         L.append("")
     peers = os.environ.get("BENCH_PEERS")
     peer_cases, peer_meta = load_peers(peers.split(",")) if peers else ({}, {})
