@@ -2,7 +2,6 @@
 """A mass join, costed: CPU per connection of the nodes, the generators and Redis.
 
     PER=10000 NODES=3 RATE=500 python3 loadtest/joinstorm.py
-    QUIZGATE_LEADERBOARD_INTERVAL=60s PER=10000 NODES=3 python3 loadtest/joinstorm.py   # lobby leaderboards off
 
 One quiz per node, one generator process per node connecting at RATE/s. Prints
 one JSON line once every player joined (or after 600 s). Uses bench.py's

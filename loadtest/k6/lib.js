@@ -116,7 +116,8 @@ export function host(code, token, players, nextDelayMs) {
   ws.onmessage = (e) => {
     const f = JSON.parse(e.data);
     if (f.t === 'welcome') check(f, { 'host welcomed': (w) => w.role === 'host' });
-    if (f.t === 'leaderboard' && !started && f.players >= players) {
+    // Hosts follow the lobby by `progress` (players do not: no lobby broadcasts).
+    if (f.t === 'progress' && !started && f.players >= players) {
       started = true;
       ws.send(JSON.stringify({ t: 'start' }));
     }

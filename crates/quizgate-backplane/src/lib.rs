@@ -159,8 +159,8 @@ pub trait Backplane: Send + Sync + 'static {
     /// interval has passed since the last one.
     async fn leaderboard_if_due(&self, code: &JoinCode) -> Result<Tick>;
 
-    /// The open question's answer count, for hosts; `None` when no question
-    /// is open or the quiz does not exist.
+    /// What hosts follow live (players, and the open question's answer
+    /// count); `None` once the quiz ended or if it does not exist.
     async fn progress(&self, code: &JoinCode) -> Result<Option<Progress>>;
 
     /// Whether the quiz still exists (quizzes expire).

@@ -80,12 +80,18 @@ pub enum CommandOutcome {
     WrongPhase,
 }
 
-/// How far the open question is: what a host's live answer count shows.
+/// What a host follows live: how many players joined, and while a question
+/// is open, how many answered it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
+    pub players: u32,
+    pub question: Option<QuestionProgress>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuestionProgress {
     pub index: u16,
     pub answered: u32,
-    pub players: u32,
 }
 
 /// Whether a coalesced leaderboard is owed.
@@ -335,12 +341,14 @@ impl Quiz {
         true
     }
 
-    /// Whether [`Self::leaderboard_if_due`] would publish at `now`. While a
-    /// question is open nothing is: a join then waits for the reveal, which
-    /// publishes the leaderboard anyway. So the frames a question costs do not
-    /// grow with how fast its answers come.
+    /// Whether [`Self::leaderboard_if_due`] would publish at `now`. Only
+    /// between questions (after a reveal) is anything: in the lobby and while
+    /// a question is open, a join waits for the next reveal, which publishes
+    /// the leaderboard anyway, and hosts follow the count by [`Self::progress`].
+    /// So what a mass join or an answer burst costs does not grow with how
+    /// fast players come or answer.
     pub fn leaderboard_due(&self, now: Millis, interval: Millis) -> LeaderboardDue {
-        if !self.leaderboard_dirty || matches!(self.phase, Phase::Ended | Phase::Question) {
+        if !self.leaderboard_dirty || self.phase != Phase::Reveal {
             LeaderboardDue::Clean
         } else if self
             .leaderboard_ms
@@ -352,16 +360,19 @@ impl Quiz {
         }
     }
 
-    /// The open question's answer count; `None` unless a question is open.
+    /// What a host follows live; `None` once the quiz has ended.
     pub fn progress(&self) -> Option<Progress> {
-        self.current
-            .as_ref()
-            .filter(|_| self.phase == Phase::Question)
-            .map(|q| Progress {
-                index: q.index,
-                answered: q.answered,
-                players: self.player_count(),
-            })
+        (self.phase != Phase::Ended).then(|| Progress {
+            players: self.player_count(),
+            question: self
+                .current
+                .as_ref()
+                .filter(|_| self.phase == Phase::Question)
+                .map(|q| QuestionProgress {
+                    index: q.index,
+                    answered: q.answered,
+                }),
+        })
     }
 
     /// Every player's score, highest first; ties in join order (lower id first).
@@ -556,7 +567,6 @@ mod tests {
     fn sequence_is_gapless_from_one() {
         let mut q = quiz_with(&["ann", "bob"]);
         let mut out = Vec::new();
-        q.leaderboard_if_due(0, 250, &mut out);
         q.command(HostCommand::Start, 0, &mut out);
         q.answer(1, 0, 1, 100, &mut out);
         q.answer(2, 0, 0, 400, &mut out); // the last answer closes the question
@@ -565,7 +575,6 @@ mod tests {
         assert_eq!(
             kinds(&out),
             [
-                "leaderboard",
                 "started",
                 "closed",
                 "leaderboard",
@@ -575,8 +584,8 @@ mod tests {
             ]
         );
         let seqs: Vec<u64> = out.iter().map(|e| e.seq).collect();
-        assert_eq!(seqs, (1..=7).collect::<Vec<_>>());
-        assert_eq!(q.seq(), 7);
+        assert_eq!(seqs, (1..=6).collect::<Vec<_>>());
+        assert_eq!(q.seq(), 6);
     }
 
     #[test]
@@ -701,24 +710,23 @@ mod tests {
     }
 
     #[test]
-    fn leaderboards_are_coalesced_and_wait_for_the_reveal() {
+    fn leaderboards_come_with_reveals_and_between_questions_only() {
         let mut q = quiz_with(&["ann", "bob"]);
         let mut out = Vec::new();
-        assert!(
-            q.leaderboard_if_due(0, 250, &mut out),
-            "joins made it dirty"
+        let lobby = |players| Progress {
+            players,
+            question: None,
+        };
+        assert_eq!(
+            q.leaderboard_due(0, 250),
+            LeaderboardDue::Clean,
+            "nothing in the lobby, however many join"
         );
-        q.join("cy").expect("join");
-        assert!(!q.leaderboard_if_due(200, 250, &mut out), "too soon");
-        assert!(
-            q.leaderboard_if_due(250, 250, &mut out),
-            "one push for the join"
-        );
-        assert!(!q.leaderboard_if_due(600, 250, &mut out), "nothing changed");
+        assert_eq!(q.progress(), Some(lobby(2)), "hosts follow the count");
         q.command(HostCommand::Start, 1_000, &mut out);
         out.clear();
         q.answer(1, 0, 1, 1_010, &mut out);
-        q.join("dee").expect("join");
+        q.join("cy").expect("join");
         assert_eq!(
             q.leaderboard_due(5_000, 250),
             LeaderboardDue::Clean,
@@ -728,14 +736,16 @@ mod tests {
         assert_eq!(
             q.progress(),
             Some(Progress {
-                index: 0,
-                answered: 1,
-                players: 4
+                players: 3,
+                question: Some(QuestionProgress {
+                    index: 0,
+                    answered: 1
+                })
             })
         );
         q.answer(2, 0, 1, 1_020, &mut out);
         q.command(HostCommand::Skip, 1_030, &mut out);
-        assert_eq!(q.progress(), None, "no question open");
+        assert_eq!(q.progress(), Some(lobby(3)), "no question open");
         let [closed, board] = &out[..] else {
             panic!("{out:?}")
         };
@@ -743,17 +753,25 @@ mod tests {
         let Event::Leaderboard { players, top } = &board.event else {
             panic!("{board:?}")
         };
-        assert_eq!(*players, 4);
+        assert_eq!(*players, 3);
         assert_eq!(
             top.iter()
                 .map(|s| (s.player_id, s.rank))
                 .collect::<Vec<_>>(),
-            [(1, 1), (2, 2), (3, 3), (4, 3)]
+            [(1, 1), (2, 2), (3, 3)]
         );
         assert!(
             !q.leaderboard_if_due(5_000, 250, &mut out),
             "the reveal's leaderboard showed the join"
         );
+        // Between questions a join is shown, coalesced.
+        q.join("dee").expect("join");
+        q.join("eve").expect("join");
+        assert!(!q.leaderboard_if_due(1_100, 250, &mut out), "too soon");
+        assert!(q.leaderboard_if_due(1_300, 250, &mut out), "one for both");
+        assert!(!q.leaderboard_if_due(2_000, 250, &mut out), "nothing new");
+        q.command(HostCommand::End, 2_000, &mut out);
+        assert_eq!(q.progress(), None, "ended");
     }
 
     #[test]

@@ -178,13 +178,9 @@ impl Room {
         }
     }
 
-    /// Whether hosts here are owed a look at the open question's progress:
-    /// a question is open, a local host follows it, and the last look was at
-    /// least `interval` ago.
+    /// Whether hosts here are owed a look at the quiz's progress: a local
+    /// host follows it, and the last look was at least `interval` ago.
     pub(crate) fn take_progress_due(&self, interval: std::time::Duration) -> bool {
-        if lock(&self.open_question).is_none() {
-            return false;
-        }
         {
             let mut last = lock(&self.progress);
             if last.0.is_some_and(|t| t.elapsed() < interval) {
@@ -195,11 +191,13 @@ impl Room {
         self.read().values().any(|m| m.seat == Seat::Host)
     }
 
-    /// Sends the local hosts the open question's progress if it changed since
-    /// the last one sent from this room, and that question is still open here
-    /// (its reveal may have been delivered while the count was read).
+    /// Sends the local hosts the quiz's progress if it changed since the last
+    /// one sent from this room, and the question it counts (or none) is still
+    /// what is open here: a question may have started or been revealed while
+    /// the count was read.
     pub(crate) fn send_progress(&self, p: Progress) {
-        if lock(&self.open_question).is_none_or(|(index, _)| index != p.index) {
+        let open = lock(&self.open_question).map(|(index, _)| index);
+        if open != p.question.map(|q| q.index) {
             return;
         }
         {
@@ -210,9 +208,9 @@ impl Room {
             last.1 = Some(p);
         }
         let frame = ServerFrame::Progress {
-            index: p.index,
-            answered: p.answered,
             players: p.players,
+            index: p.question.map(|q| q.index),
+            answered: p.question.map(|q| q.answered),
         };
         // Hosts are few: each gets its own encoding.
         for m in self.read().values().filter(|m| m.seat == Seat::Host) {

@@ -37,7 +37,7 @@ pub(crate) async fn host(args: HostArgs) -> Result<serde_json::Value> {
     // Bounded by the players' own patience.
     let waiting = Instant::now();
     while players < args.players && waiting.elapsed() < Duration::from_secs(600) {
-        if let Some(ServerFrame::Leaderboard { players: n, .. }) =
+        if let Some(ServerFrame::Progress { players: n, .. }) =
             tokio::time::timeout(Duration::from_secs(1), recv(&mut ws, Encoding::Json))
                 .await
                 .ok()

@@ -124,13 +124,15 @@ pub enum ServerFrame {
         rank: u32,
         players: u32,
     },
-    /// To hosts only, while a question is open: how many have answered it.
-    /// Not a broadcast (no `seq`); sent when the count changed, at most once
-    /// per leaderboard interval.
+    /// To hosts only: how many players joined and, while a question is open,
+    /// how many answered it. Not a broadcast (no `seq`); sent when it changed,
+    /// at most once per leaderboard interval.
     Progress {
-        index: u16,
-        answered: u32,
         players: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        index: Option<u16>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        answered: Option<u32>,
     },
     /// A host command was carried out.
     Ack {

@@ -28,7 +28,7 @@ use fred::types::RespVersion;
 use fred::types::scripts::Script;
 use quizgate_domain::{
     AnswerOutcome, CommandOutcome, HostCommand, JoinCode, JoinRefused, LEADERBOARD_DELIVERY_BUDGET,
-    LEADERBOARD_SIZE, Millis, PlayerId, Progress, QuizDefinition,
+    LEADERBOARD_SIZE, Millis, PlayerId, Progress, QuestionProgress, QuizDefinition,
 };
 
 use self::keys::QuizKeys;
@@ -446,25 +446,31 @@ impl Backplane for RedisBackplane {
             .client
             .hmget(
                 self.core.keys(code).meta,
-                vec!["phase", "cur", "answered", "players"],
+                vec!["phase", "players", "cur", "answered"],
             )
             .await
             .map_err(unavailable)?;
-        let num = |i: usize, what: &str| -> Result<u64> {
-            m.get(i)
-                .cloned()
-                .flatten()
+        let field = |i: usize| m.get(i).cloned().flatten();
+        let num = |i: usize, what: &str| -> Result<u32> {
+            field(i)
                 .and_then(|v| v.parse().ok())
                 .ok_or_else(|| corrupt(format!("progress: {what}")))
         };
-        if m.first().cloned().flatten().as_deref() != Some("question") {
+        let phase = field(0);
+        if matches!(phase.as_deref(), None | Some("ended")) {
             return Ok(None);
         }
+        let question = if phase.as_deref() == Some("question") {
+            Some(QuestionProgress {
+                index: u16::try_from(num(2, "cur")?).map_err(|_| corrupt("progress: cur"))?,
+                answered: num(3, "answered")?,
+            })
+        } else {
+            None
+        };
         Ok(Some(Progress {
-            index: u16::try_from(num(1, "cur")?).map_err(|_| corrupt("progress: cur"))?,
-            answered: u32::try_from(num(2, "answered")?)
-                .map_err(|_| corrupt("progress: answered"))?,
-            players: u32::try_from(num(3, "players")?).map_err(|_| corrupt("progress: players"))?,
+            players: num(1, "players")?,
+            question,
         }))
     }
 

@@ -302,12 +302,15 @@ async fn host(lb: SocketAddr, code: String, token: String, players: u32) -> Resu
                 break;
             };
             match frame {
-                ServerFrame::Leaderboard { players: n, .. }
-                    if w.quiz.phase == Phase::Lobby
-                        && n >= players
-                        && c.events
-                            .iter()
-                            .all(|f| !matches!(f, ServerFrame::Question { .. })) =>
+                ServerFrame::Progress {
+                    players: n,
+                    index: None,
+                    ..
+                } if w.quiz.phase == Phase::Lobby
+                    && n >= players
+                    && c.events
+                        .iter()
+                        .all(|f| !matches!(f, ServerFrame::Question { .. })) =>
                 {
                     want = Some("start")
                 }

@@ -290,10 +290,10 @@ async fn a_whole_quiz_in_both_encodings(backend: Backend) -> Result<()> {
     Ok(())
 }
 
-/// While a question is open, players get their own acks and nothing else;
-/// hosts get the answer count (`progress`), coalesced. The leaderboard comes
-/// with the reveal.
-async fn during_a_question_hosts_get_progress_and_the_leaderboard_waits(
+/// In the lobby and while a question is open, players get no broadcast (only
+/// their own acks); hosts follow the player and answer counts (`progress`),
+/// coalesced. The leaderboard comes with the reveal.
+async fn hosts_get_progress_and_the_leaderboard_waits_for_the_reveal(
     backend: Backend,
 ) -> Result<()> {
     let node = node_on(backend, &[("QUIZGATE_LEADERBOARD_INTERVAL", "300ms")]).await?;
@@ -308,6 +308,18 @@ async fn during_a_question_hosts_get_progress_and_the_leaderboard_waits(
                 .0,
         );
     }
+    // In the lobby the host follows the count; players get no broadcast.
+    host.recv_until("progress with 6 players", |f| {
+        matches!(
+            f,
+            ServerFrame::Progress {
+                players: 6,
+                index: None,
+                answered: None
+            }
+        )
+    })
+    .await?;
     command(&mut host, "start").await?;
     let started = std::time::Instant::now();
     // Five of six answer at once: one question, many answers, few progress frames.
@@ -319,8 +331,8 @@ async fn during_a_question_hosts_get_progress_and_the_leaderboard_waits(
         matches!(
             f,
             ServerFrame::Progress {
-                index: 0,
-                answered: 5,
+                index: Some(0),
+                answered: Some(5),
                 players: 6
             }
         )
@@ -377,6 +389,7 @@ async fn during_a_question_hosts_get_progress_and_the_leaderboard_waits(
             .find(|f| matches!(f, ServerFrame::Reveal { .. }))
             .and_then(ServerFrame::seq);
         assert_eq!(reveal, Some(question_seq + 1), "no event in between");
+        assert_eq!(question_seq, 1, "no broadcast in the lobby");
     }
     Ok(())
 }
@@ -404,5 +417,5 @@ async fn late_joiners_get_the_current_question_in_their_snapshot(backend: Backen
 }
 
 both!(a_whole_quiz_in_both_encodings);
-both!(during_a_question_hosts_get_progress_and_the_leaderboard_waits);
+both!(hosts_get_progress_and_the_leaderboard_waits_for_the_reveal);
 both!(late_joiners_get_the_current_question_in_their_snapshot);

@@ -170,6 +170,18 @@ async fn play(
         "error",
     )
     .await?;
+    // In the lobby the host hears the player count.
+    host.recv_until("progress in the lobby", |f| {
+        matches!(
+            f,
+            ServerFrame::Progress {
+                players: 2,
+                index: None,
+                ..
+            }
+        )
+    })
+    .await?;
     sent.exchange(&mut host, json!({"t": "next", "rid": 2}), "error")
         .await?;
     sent.exchange(&mut ann, json!({"t": "start"}), "error")
@@ -197,7 +209,13 @@ async fn play(
     .await?;
     // The host hears how many have answered.
     host.recv_until("progress", |f| {
-        matches!(f, ServerFrame::Progress { answered: 1, .. })
+        matches!(
+            f,
+            ServerFrame::Progress {
+                answered: Some(1),
+                ..
+            }
+        )
     })
     .await?;
     sent.exchange(
