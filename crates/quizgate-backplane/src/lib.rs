@@ -44,7 +44,16 @@ pub trait EventSink: Send + Sync + 'static {
     /// Called once per event, in sequence order for each quiz. Must not block:
     /// it runs on the backplane's delivery path.
     fn deliver(&self, quiz: &JoinCode, event: Arc<Sequenced>);
+
+    /// Called by the delivery path when it has no more events at hand (and
+    /// at least every [`FLUSH_EVERY`] events): a sink may hold what was
+    /// delivered since the last call, so that events published together (a
+    /// reveal and its leaderboard) leave together.
+    fn flush(&self) {}
 }
+
+/// Most events a delivery path hands a sink between two [`EventSink::flush`] calls.
+pub const FLUSH_EVERY: usize = 64;
 
 /// A quiz just created.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -189,10 +189,14 @@ async fn deliver_loop(
                 }
                 events
             };
-            for event in events {
+            for (i, event) in events.into_iter().enumerate() {
                 sink.deliver(&code, event);
+                if (i + 1) % crate::FLUSH_EVERY == 0 {
+                    sink.flush();
+                }
             }
         }
+        sink.flush();
     }
 }
 

@@ -8,12 +8,13 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use quizgate_protocol::CloseCode;
 use quizgate_telemetry::Metrics;
-use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 use tokio_tungstenite::tungstenite::{self, Utf8Bytes};
+
+use crate::wire::WireStream;
 
 /// Why the node ends a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,7 +121,7 @@ impl Eviction {
 /// Ends the connection for `why`: counts it, sends the close frame (if
 /// any) and waits, at most `limit`, for the client's reply.
 pub(crate) async fn close(
-    ws: &mut WebSocketStream<TcpStream>,
+    ws: &mut WebSocketStream<WireStream>,
     why: Why,
     metrics: &Metrics,
     limit: Duration,

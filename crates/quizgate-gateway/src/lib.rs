@@ -19,6 +19,7 @@ mod registry;
 mod server;
 mod ticker;
 mod view;
+mod wire;
 
 pub use config::{BackplaneConfig, Config};
 pub use error::GatewayError;

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::close::{Why, close};
 use crate::node::Node;
+use crate::wire::{Wire, WireStream};
 
 /// Accepts until `stop`; connection tasks end on `drain`.
 pub(crate) async fn accept(
@@ -106,8 +107,14 @@ async fn websocket(node: Arc<Node>, stream: TcpStream, drain: CancellationToken)
         }
         Ok(resp)
     };
-    let handshake =
-        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(node.ws_config));
+    // The socket is shared from here on: the fan-out writes events into it
+    // without waking the connection's task (see `crate::wire`).
+    let wire = Wire::new(stream);
+    let handshake = tokio_tungstenite::accept_hdr_async_with_config(
+        WireStream(Arc::clone(&wire)),
+        callback,
+        Some(node.ws_config),
+    );
     let ws = match timeout(node.config.handshake_timeout, handshake).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
@@ -142,8 +149,9 @@ async fn websocket(node: Arc<Node>, stream: TcpStream, drain: CancellationToken)
     // A task of its own: this one (and the handshake's state) ends here, so an
     // idle connection keeps only what serving it needs.
     let node2 = Arc::clone(&node);
-    node.tasks
-        .spawn(crate::connection::serve(node2, ws, encoding, drain, slot));
+    node.tasks.spawn(crate::connection::serve(
+        node2, ws, wire, encoding, drain, slot,
+    ));
 }
 
 fn reject(status: StatusCode, message: &str) -> ErrorResponse {

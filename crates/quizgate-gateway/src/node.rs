@@ -40,10 +40,10 @@ impl Node {
     ) -> Self {
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(config.read_buffer_bytes)
-            // Frames wait in tungstenite's buffer until `Connection::forward`
-            // flushes what was queued together (a reveal and its leaderboard,
-            // say) in one write: one syscall, one TCP segment. Past 16 KiB a
-            // frame goes out at once; queueing happens in our own bounded channel.
+            // What the task writes through tungstenite (welcomes, replayed
+            // events, replies) waits in its buffer until the task flushes, then
+            // leaves in one write into the connection's `Wire`. Past 16 KiB a
+            // frame goes out at once. Events bypass tungstenite (`crate::wire`).
             .write_buffer_size(16 * 1024)
             .max_write_buffer_size(64 * 1024)
             .max_message_size(Some(config.max_message_bytes))

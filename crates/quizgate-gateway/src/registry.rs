@@ -19,13 +19,16 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Notify, OnceCell, mpsc};
 
 use crate::close::{Evicted, Eviction};
-use crate::outbound::{Outbound, SharedEvent, encode};
+use crate::outbound::{Outbound, SharedEvent, framed};
+use crate::wire::{Offer, Wire};
 
 pub(crate) type ConnId = u64;
 
 #[derive(Debug)]
 pub(crate) struct Member {
     pub(crate) tx: mpsc::Sender<Outbound>,
+    /// The socket, for writing events without waking the connection's task.
+    wire: Arc<Wire>,
     pub(crate) encoding: Encoding,
     seat: Seat,
     /// Set before the member is dropped from its room; the connection reads
@@ -38,15 +41,27 @@ pub(crate) struct Member {
 impl Member {
     pub(crate) fn new(
         tx: mpsc::Sender<Outbound>,
+        wire: Arc<Wire>,
         encoding: Encoding,
         evicted: Arc<Eviction>,
     ) -> Self {
         Self {
             tx,
+            wire,
             encoding,
             seat: Seat::Entering,
             evicted,
             last_standing: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+impl Member {
+    /// A frame for this member alone (a standing, a progress). A full queue
+    /// skips it: the member is already being evicted or gets the next one.
+    fn send_direct(&self, frame: bytes::Bytes) {
+        if self.wire.offer_direct(&frame) == Offer::Queue {
+            let _ = self.tx.try_send(Outbound::Direct(Box::new(frame)));
         }
     }
 }
@@ -76,6 +91,10 @@ pub(crate) struct Room {
     last_leaderboard: Mutex<Option<Instant>>,
     /// When the hosts' progress was last looked at, and what was last sent.
     progress: Mutex<(Option<Instant>, Option<Progress>)>,
+    /// Events delivered and not yet fanned out: they leave together at the
+    /// backplane's next `flush`. Held across the fan-out, so that two flushes
+    /// never write one room's events out of order.
+    batch: Mutex<Vec<Arc<Sequenced>>>,
     empty_since: Mutex<Option<Instant>>,
     /// The quiz no longer exists: the room goes as soon as it is empty.
     gone: AtomicBool,
@@ -119,6 +138,7 @@ impl Room {
             standings: Mutex::new((StandingsGate::default(), None)),
             last_leaderboard: Mutex::new(None),
             progress: Mutex::new((None, None)),
+            batch: Mutex::new(Vec::new()),
             empty_since: Mutex::new(Some(Instant::now())),
             gone: AtomicBool::new(false),
             tending: AtomicBool::new(false),
@@ -214,8 +234,7 @@ impl Room {
         };
         // Hosts are few: each gets its own encoding.
         for m in self.read().values().filter(|m| m.seat == Seat::Host) {
-            let _ =
-                m.tx.try_send(Outbound::Direct(Box::new(encode(m.encoding, &frame))));
+            m.send_direct(framed(m.encoding, &frame));
         }
     }
 
@@ -256,8 +275,7 @@ impl Room {
                     rank: *rank,
                     players,
                 };
-                let _ =
-                    m.tx.try_send(Outbound::Direct(Box::new(encode(m.encoding, &frame))));
+                m.send_direct(framed(m.encoding, &frame));
             }
         }
     }
@@ -310,6 +328,8 @@ pub(crate) struct Registry {
     /// unsubscribe is done, so the next room of the same quiz subscribes only
     /// after it. No lock is held across a backplane call.
     rooms: DashMap<JoinCode, Arc<Room>>,
+    /// Rooms with events delivered and not yet fanned out.
+    held: Mutex<Vec<Arc<Room>>>,
     metrics: Metrics,
 }
 
@@ -319,6 +339,7 @@ impl Registry {
     pub(crate) fn new(metrics: Metrics) -> Self {
         Self {
             rooms: DashMap::new(),
+            held: Mutex::new(Vec::new()),
             metrics,
         }
     }
@@ -459,20 +480,74 @@ impl Registry {
 impl EventSink for Registry {
     fn deliver(&self, quiz: &JoinCode, event: Arc<Sequenced>) {
         let Some(room) = self.get(quiz) else { return };
-        let started = Instant::now();
-        self.metrics.events.inc();
-        room.observe(&event);
-        let shared = Arc::new(SharedEvent::new(crate::view::event_frame(
-            &room.definition,
-            &event,
-        )));
-        let mut slow = Vec::new();
-        for (id, m) in room.read().iter() {
-            if let Err(TrySendError::Full(_)) = m.tx.try_send(Outbound::Event(Arc::clone(&shared)))
-            {
-                slow.push(*id);
+        let mut batch = lock(&room.batch);
+        if batch.is_empty() {
+            lock(&self.held).push(Arc::clone(&room));
+        }
+        batch.push(event);
+    }
+
+    fn flush(&self) {
+        let rooms = std::mem::take(&mut *lock(&self.held));
+        for room in rooms {
+            let mut batch = lock(&room.batch);
+            let events = std::mem::take(&mut *batch);
+            if !events.is_empty() {
+                self.fan_out(&room, &events);
             }
         }
+    }
+}
+
+impl Registry {
+    /// Sends a room's events, in order, to every member: all of them in one
+    /// write, straight into its socket when it can take them now (see
+    /// [`Wire::offer_events`]), else through its queue.
+    fn fan_out(&self, room: &Room, events: &[Arc<Sequenced>]) {
+        let started = Instant::now();
+        let shared: Vec<Arc<SharedEvent>> = events
+            .iter()
+            .map(|event| {
+                self.metrics.events.inc();
+                room.observe(event);
+                Arc::new(SharedEvent::new(crate::view::event_frame(
+                    &room.definition,
+                    event,
+                )))
+            })
+            .collect();
+        let (Some(first), Some(last)) = (shared.first(), shared.last()) else {
+            return;
+        };
+        let (first, last) = (first.seq, last.seq);
+        // The events' frames back to back, built once per encoding on first use.
+        let mut frames: [Option<bytes::Bytes>; 2] = [None, None];
+        let mut slow = Vec::new();
+        let mut direct = 0;
+        for (id, m) in room.read().iter() {
+            let joined = frames[usize::from(m.encoding.is_binary())].get_or_insert_with(|| {
+                shared
+                    .iter()
+                    .flat_map(|ev| ev.framed(m.encoding).iter().copied())
+                    .collect::<Vec<u8>>()
+                    .into()
+            });
+            match m.wire.offer_events(first, last, shared.len(), joined) {
+                Offer::Done => direct += shared.len() as u64,
+                Offer::Queue => {
+                    for ev in &shared {
+                        if let Err(TrySendError::Full(_)) =
+                            m.tx.try_send(Outbound::Event(Arc::clone(ev)))
+                        {
+                            slow.push(*id);
+                            break;
+                        }
+                    }
+                }
+                Offer::Slow => slow.push(*id),
+            }
+        }
+        self.metrics.frames_out.inc_by(direct);
         // A member that cannot take a sequenced event would miss it: it must
         // reconnect and resume from the log instead.
         for id in slow {
@@ -488,17 +563,35 @@ impl EventSink for Registry {
 mod tests {
     use quizgate_backplane::{MemoryBackplane, MemoryConfig, SystemClock};
     use quizgate_domain::{HostCommand, Question};
-    use tokio_tungstenite::tungstenite::Message;
 
-    /// The text of the next queued frame, which must be a direct one.
+    /// The text of the next queued frame, which must be a direct text frame
+    /// (FIN + text opcode, unmasked, a 7- or 16-bit length).
     fn next_direct(rx: &mut mpsc::Receiver<Outbound>) -> String {
         match rx.try_recv() {
-            Ok(Outbound::Direct(m)) => match *m {
-                Message::Text(t) => t.as_str().to_owned(),
-                other => panic!("expected a text frame, got {other:?}"),
-            },
+            Ok(Outbound::Direct(frame)) => {
+                assert_eq!(frame[0], 0x81, "a final text frame");
+                let payload = if frame[1] == 126 {
+                    &frame[4..]
+                } else {
+                    &frame[2..]
+                };
+                String::from_utf8(payload.to_vec()).expect("utf-8")
+            }
             other => panic!("expected a direct frame, got {other:?}"),
         }
+    }
+
+    /// A member's wire on a real loopback socket. It never goes live here, so
+    /// every event and frame takes its queue.
+    async fn wire() -> Arc<Wire> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (client, accepted) =
+            tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+        drop(client);
+        Wire::new(accepted.expect("accept").0)
     }
 
     use super::*;
@@ -539,7 +632,12 @@ mod tests {
         evicted: Arc<Eviction>,
     ) -> Arc<Room> {
         registry
-            .attach(code, id, Member::new(tx, encoding, evicted), bp)
+            .attach(
+                code,
+                id,
+                Member::new(tx, wire().await, encoding, evicted),
+                bp,
+            )
             .await
             .expect("attach")
             .expect("the quiz exists")
@@ -588,7 +686,7 @@ mod tests {
         );
         let mut seqs = Vec::new();
         while let Ok(Outbound::Event(e)) = fast_rx.try_recv() {
-            assert!(matches!(e.message(Encoding::MsgPack), Message::Binary(_)));
+            assert_eq!(e.framed(Encoding::MsgPack)[0], 0x82, "a final binary frame");
             seqs.push(e.seq);
         }
         assert_eq!(seqs, [1, 2, 3]);

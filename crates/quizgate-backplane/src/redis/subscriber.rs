@@ -90,6 +90,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) -> Deliver
     let mut messages = shared.subscriber.message_rx();
     let mut reconnects = shared.subscriber.reconnect_rx();
     let mut fills = JoinSet::new();
+    let mut unflushed = 0;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return DeliveryEnd::Stopped,
@@ -99,7 +100,15 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) -> Deliver
                 }
             }
             msg = messages.recv() => match msg {
-                Ok(msg) => on_message(&shared, msg, &mut fills),
+                Ok(msg) => {
+                    on_message(&shared, msg, &mut fills);
+                    // Events published together leave the node together.
+                    unflushed += 1;
+                    if messages.is_empty() || unflushed >= crate::FLUSH_EVERY {
+                        shared.sink.flush();
+                        unflushed = 0;
+                    }
+                }
                 Err(RecvError::Lagged(lost)) => {
                     tracing::warn!(lost, "pub/sub receiver lagged: resynchronising from the logs");
                     resync_all(&shared, &mut fills);
@@ -223,11 +232,16 @@ async fn fill(shared: Arc<Shared>, code: JoinCode, epoch: u64) {
         match read_log(&shared, &code, from).await {
             Ok(events) => {
                 failures = 0;
-                for event in events {
+                for (i, event) in events.into_iter().enumerate() {
                     if !deliver_owned(&shared, &code, epoch, event) {
+                        shared.sink.flush();
                         return;
                     }
+                    if (i + 1) % crate::FLUSH_EVERY == 0 {
+                        shared.sink.flush();
+                    }
                 }
+                shared.sink.flush();
             }
             Err(e) => {
                 failures += 1;

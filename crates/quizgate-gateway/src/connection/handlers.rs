@@ -140,7 +140,10 @@ impl Connection {
                     let mut welcome = Self::welcome(&room, Role::Player, session.snapshot, rid);
                     welcome.player_id = Some(session.player_id);
                     welcome.token = Some(session.token);
-                    self.send_welcome(welcome).await
+                    let seq = welcome.quiz.seq;
+                    let step = self.send_welcome(welcome).await;
+                    self.wire.go_live(seq);
+                    step
                 }
             }
             Ok(JoinResult::Refused(refused)) => {
@@ -256,6 +259,7 @@ impl Connection {
         missed: quizgate_backplane::Missed,
         last_seq: u64,
     ) -> Step {
+        let seq = welcome.quiz.seq;
         match self.send_welcome(welcome).await {
             Step::Continue => {}
             other => return other,
@@ -271,6 +275,7 @@ impl Connection {
             }
         }
         if self.write(|ws| ws.flush()).await {
+            self.wire.go_live(seq);
             Step::Continue
         } else {
             Step::End
@@ -401,7 +406,12 @@ impl Connection {
     /// the quiz reaches its queue. On failure, the error has been sent.
     async fn enter(&mut self, code: &JoinCode, rid: Option<u64>) -> Result<Arc<Room>, Step> {
         let (tx, rx) = mpsc::channel(self.node.config.outbound_queue);
-        let member = Member::new(tx, self.encoding, Arc::clone(&self.evicted));
+        let member = Member::new(
+            tx,
+            Arc::clone(&self.wire),
+            self.encoding,
+            Arc::clone(&self.evicted),
+        );
         match self
             .node
             .registry
@@ -436,12 +446,13 @@ impl Connection {
         }
     }
 
-    /// Sends the welcome; the client has everything up to its snapshot's `seq`.
+    /// Sends the welcome; the client has everything up to its snapshot's
+    /// `seq`. The caller then lets events go straight out (`Wire::go_live`),
+    /// once everything that must come before them has been written.
     async fn send_welcome(&mut self, welcome: Welcome) -> Step {
         if let Some(room) = &self.room {
             room.observe_view(&welcome.quiz);
         }
-        self.last_seq = welcome.quiz.seq;
         self.send(&ServerFrame::Welcome(Box::new(welcome))).await
     }
 }

@@ -10,7 +10,6 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use quizgate_domain::PlayerId;
 use quizgate_protocol::{Encoding, ErrorCode, ServerFrame};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tokio_tungstenite::WebSocketStream;
@@ -22,6 +21,7 @@ use crate::close::{self, Eviction, Why};
 use crate::node::Node;
 use crate::outbound::{Outbound, encode};
 use crate::registry::{ConnId, Room};
+use crate::wire::{Wire, WireStream};
 
 /// Queued frames written per flush.
 const WRITE_BATCH: usize = 32;
@@ -45,15 +45,15 @@ struct Connection {
     node: Arc<Node>,
     id: ConnId,
     encoding: Encoding,
-    ws: WebSocketStream<TcpStream>,
+    ws: WebSocketStream<WireStream>,
+    /// The socket under `ws`, shared with the fan-out (see `crate::wire`).
+    wire: Arc<Wire>,
     state: State,
     /// The room this connection is a member of, from `enter` to `leave`.
     room: Option<Arc<Room>>,
     /// The queue of events and direct frames; present once attached to a room.
     rx: Option<mpsc::Receiver<Outbound>>,
     evicted: Arc<Eviction>,
-    /// The last sequence number this client has been sent (or given in a snapshot).
-    last_seq: u64,
     limits: Limits,
     last_inbound: Instant,
 }
@@ -63,7 +63,8 @@ struct Connection {
 /// drain window, so that clients do not all reconnect in the same instant.
 pub(crate) async fn serve(
     node: Arc<Node>,
-    ws: WebSocketStream<TcpStream>,
+    ws: WebSocketStream<WireStream>,
+    wire: Arc<Wire>,
     encoding: Encoding,
     drain: CancellationToken,
     // Held for the connection's whole life: see `Node::connection_slots`.
@@ -76,11 +77,11 @@ pub(crate) async fn serve(
         id,
         encoding,
         ws,
+        wire,
         state: State::Fresh,
         room: None,
         rx: None,
         evicted: Arc::default(),
-        last_seq: 0,
         limits: Limits::new(rate),
         last_inbound: Instant::now(),
         node,
@@ -115,6 +116,8 @@ impl Connection {
                     None => Step::Close(self.evicted.why()),
                 },
                 msg = self.ws.next() => self.on_message(msg).await,
+                // Bytes wait in the wire for the socket (see `crate::wire`).
+                () = self.wire.wake.notified() => self.flush_pending().await,
                 _ = ping.tick() => self.on_ping_tick().await,
             };
             match step {
@@ -125,35 +128,49 @@ impl Connection {
         }
     }
 
-    /// Writes one queued item and whatever else is queued, then flushes once.
+    /// Writes one queued item and whatever else is queued (up to a batch), in
+    /// one write; an event the client already has is skipped.
     async fn forward(&mut self, first: Outbound) -> Step {
-        let mut next = Some(first);
-        let mut written = 0;
-        while let Some(out) = next.take() {
-            let msg = match out {
-                Outbound::Event(ev) if ev.seq <= self.last_seq => None,
-                Outbound::Event(ev) => {
-                    self.last_seq = ev.seq;
-                    Some(ev.message(self.encoding))
-                }
-                Outbound::Direct(msg) => Some(*msg),
-            };
-            if let Some(msg) = msg {
-                if !self.write(|ws| ws.feed(msg)).await {
-                    return Step::End;
-                }
-                written += 1;
-            }
-            if written < WRITE_BATCH {
-                next = self.rx.as_mut().and_then(|rx| rx.try_recv().ok());
+        let mut items = vec![first];
+        while items.len() < WRITE_BATCH {
+            match self.rx.as_mut().and_then(|rx| rx.try_recv().ok()) {
+                Some(out) => items.push(out),
+                None => break,
             }
         }
-        self.node.metrics.frames_out.inc_by(written as u64);
+        let written = self
+            .wire
+            .write_queued(items.iter().map(|out| out.framed(self.encoding)));
+        match written {
+            Ok(n) => {
+                self.node.metrics.frames_out.inc_by(n as u64);
+                self.flush_pending().await
+            }
+            Err(_) => Step::Close(Why::QueueFull),
+        }
+    }
+
+    /// Writes what waits in the wire, within the write timeout.
+    async fn flush_pending(&mut self) -> Step {
+        if !self.wire.has_pending() {
+            return Step::Continue;
+        }
         if self.write(|ws| ws.flush()).await {
             Step::Continue
         } else {
             Step::End
         }
+    }
+
+    /// Handles one client frame. Events that arrive meanwhile wait in the
+    /// queue: the reply comes before any broadcast the request caused.
+    async fn handle(&mut self, frame: &[u8]) -> Step {
+        self.wire.busy(true);
+        // Boxed: the handlers' state exists only while a frame is handled,
+        // not for the whole life of every idle connection.
+        let step = Box::pin(self.on_frame(frame)).await;
+        self.wire.busy(false);
+        step
     }
 
     async fn on_message(&mut self, msg: Option<Result<Message, tungstenite::Error>>) -> Step {
@@ -164,10 +181,8 @@ impl Connection {
             Some(Err(e)) => return Why::of_read_error(&e).map_or(Step::End, Step::Close),
         };
         match (msg, self.encoding) {
-            // Boxed: the handlers' state exists only while a frame is handled,
-            // not for the whole life of every idle connection.
-            (Message::Text(text), Encoding::Json) => Box::pin(self.on_frame(text.as_bytes())).await,
-            (Message::Binary(bytes), Encoding::MsgPack) => Box::pin(self.on_frame(&bytes)).await,
+            (Message::Text(text), Encoding::Json) => self.handle(text.as_bytes()).await,
+            (Message::Binary(bytes), Encoding::MsgPack) => self.handle(&bytes).await,
             (Message::Text(_), Encoding::MsgPack) | (Message::Binary(_), Encoding::Json) => {
                 Step::Close(Why::WrongFrameType)
             }
@@ -188,6 +203,7 @@ impl Connection {
         if let Some(room) = self.room.take() {
             self.node.registry.detach(&room, self.id);
         }
+        self.wire.go_quiet();
         self.rx = None;
         self.state = State::Fresh;
     }
@@ -242,7 +258,7 @@ impl Connection {
     /// Runs one write with the write timeout; false if the connection is done.
     async fn write<'a, F, Fut>(&'a mut self, op: F) -> bool
     where
-        F: FnOnce(&'a mut WebSocketStream<TcpStream>) -> Fut,
+        F: FnOnce(&'a mut WebSocketStream<WireStream>) -> Fut,
         Fut: std::future::Future<Output = Result<(), tungstenite::Error>> + 'a,
     {
         let limit = self.node.config.write_timeout;
