@@ -433,6 +433,8 @@ HISTORY = [
     "| answers group-committed per quiz (one `answers` script call per batch, TTLs once per batch); no leaderboard while a question is open (hosts get `progress`) | peers answers scenario: 6,905 acked/s at a 10k/s target, ack p50 / p99 235 / 478 ms; 10,013/s at 20k/s | 9,914/s, 5.5 / 113 ms; 14,748/s at 20k/s | `../shared/peers` `run-quizgate.sh`, `SCENARIOS=answers DURATION=10`, same sitting (2026-11-30) |",
     "| a connection's queued frames leave in one write (16 KiB tungstenite write buffer, one flush) | 9,914/s at 10k/s (p99 113 ms); 14,748/s at 20k/s; 18,691/s at 30k/s | 9,971/s (p99 96 ms); 17,968/s; 19,746/s | same |",
     "| both changes above, `make bench` section 3 (20,000 players, 0–1 s think time) and section 5 | 5,599 acked/s, ack p50 / p99 1,043 / 2,827 ms, node CPU 23.2 s; saturation at 30 broadcasts/s: 110,578 deliveries/s, 10.5 node CPU s per million | 11,034/s, 24 / 173 ms, 10.6 s; 156,886/s, 6.3 s per million | `make bench` on 2026-11-22 vs 2026-11-30 (same machine type; not the same sitting) |",
+    "| no broadcast in the lobby: hosts follow the player count by `progress` | 3 × 5,000 unpaced joins: 5,256 and 6,382/s; node / generator µs per join 159, 136 / 119, 105 | 7,747, 7,051, 6,606/s; 95, 108, 115 / 70, 78, 84 | `PER=5000 NODES=3 RATE=0 python3 loadtest/joinstorm.py`, same sitting (2026-11-30) |",
+    "| events written straight into each socket (`wire.rs`), events published together in one write (`EventSink::flush`) | fan-out 10,000 players: 10.7, 10.4, 9.2 µs of node CPU per delivery, p99 284, 294, 283 ms | 6.2, 6.7 µs, p99 177, 265 ms (floor: 4.2–4.9 µs, 72–107 ms) | `BENCH_ONLY='fan-out 10k'`, same sitting (2026-11-30) |",
 ]
 
 
@@ -449,9 +451,9 @@ def machine():
 
 
 def load_peers(paths):
-    """The answers scenario of ../shared/peers (one load generator for quizgate and Socket.IO + Redis
-    adapter): BENCH_PEERS=quizgate.jsonl,socketio.jsonl, from runs in one sitting. Returns
-    ({target rate: {peer: answers figures}}, {peer: run date})."""
+    """The answers and fanout scenarios of ../shared/peers (one load generator for quizgate and Socket.IO +
+    Redis adapter): BENCH_PEERS=a.jsonl,b.jsonl,... from runs in one sitting, alternating the peers. Returns
+    ({target rate or ("fanout", players): {peer: [figures of each run]}}, {peer: [run dates]})."""
     cases = {}
     meta = {}
     for path in paths:
@@ -459,35 +461,68 @@ def load_peers(paths):
             for line in f:
                 d = json.loads(line)
                 if d.get("scenario") == "meta":
-                    meta[d["peer"]] = d["date"]
+                    meta.setdefault(d["peer"], []).append(d["date"])
                 elif d.get("scenario") == "answers" and "answers" in d:
-                    cases.setdefault(int(d["answers"]["target_rate_per_s"]), {})[d["peer"]] = d["answers"]
+                    key = int(d["answers"]["target_rate_per_s"])
+                    cases.setdefault(key, {}).setdefault(d["peer"], []).append(d["answers"])
+                elif d.get("scenario") == "fanout" and "fanout" in d:
+                    cases.setdefault(("fanout", int(d["size"])), {}).setdefault(d["peer"], []).append(d["fanout"])
     return cases, meta
 
 
+def median(values):
+    v = sorted(values)
+    return v[len(v) // 2] if v else 0
+
+
 def peers_section(cases, meta):
+    runs = max((len(v) for c in cases.values() for v in c.values()), default=0)
+    dates = lambda peer: ", ".join(meta.get(peer, ["?"]))
     L = ["### Side by side with Socket.IO (`../shared/peers`)\n",
-         f"The peers harness's `answers` scenario, quizgate run {meta.get('quizgate', '?')}, Socket.IO + Redis adapter run",
-         f"{meta.get('socketio', '?')}, back to back on this machine, 10 s per case, no Redis persistence for either: 5,000",
-         "players answer at a fixed total rate, open loop, 1 in 50 sends a repeat that must be refused. quizgate plays it as",
-         "rounds of quiz-wide questions in 2 quizzes (each question closes when all its players answered, the host opens",
-         "the next at once), so each answer also costs its player a `question`, a `reveal` and a `leaderboard`; Socket.IO's",
-         "server (HSETNX + ZINCRBY per answer) pushes nothing per answer. CPU per answer = cores × 1e6 / acked per second.\n",
-         "| target/s | quizgate acked/s | ack p50 / p99 (ms) | µs per answer: servers / Redis / generator | Socket.IO acked/s | ack p50 / p99 (ms) | µs per answer | exactly once (both) |",
+         f"The peers harness, {runs} run{'s' if runs != 1 else ''} of each server, alternating, on this machine (quizgate: {dates('quizgate')};",
+         f"Socket.IO + Redis adapter: {dates('socketio')}); medians of the runs, 10 s per answers case, no Redis persistence",
+         "for either. `answers`: 5,000 players answer at a fixed total rate, open loop, 1 in 50 sends a repeat that must be",
+         "refused. quizgate plays it as rounds of quiz-wide questions in 2 quizzes (each question closes when all its players",
+         "answered, the host opens the next at once), so each answer also costs its player a `question`, a `reveal` and a",
+         "`leaderboard`; Socket.IO's server (HSETNX + ZINCRBY per answer) pushes nothing per answer. CPU per answer = cores ×",
+         "1e6 / acked per second.\n",
+         "| target/s | quizgate acked/s | ack p50 / p99 (ms) | µs per answer: servers / Redis / generator | Socket.IO acked/s | ack p50 / p99 (ms) | µs per answer | exactly once (all runs) |",
          "|---|---|---|---|---|---|---|---|"]
 
-    def cells(a):
-        if not a:
+    def cells(runs):
+        if not runs:
             return ["–", "–", "–"]
-        c, r = a["cpu"], max(a["ack_rate_per_s"], 1)
-        us = " / ".join(f"{c[k] / r * 1e6:.0f}" for k in ("servers_cores", "redis_cores", "loadgen_cores"))
-        return [f"{r:,.0f}", f"{a['ack_latency_ms']['p50']:.1f} / {a['ack_latency_ms']['p99']:.0f}", us]
+        rate = median(a["ack_rate_per_s"] for a in runs)
+        us = " / ".join(f"{median(a['cpu'][k] / max(a['ack_rate_per_s'], 1) * 1e6 for a in runs):.0f}"
+                        for k in ("servers_cores", "redis_cores", "loadgen_cores"))
+        p50 = median(a["ack_latency_ms"]["p50"] for a in runs)
+        p99 = median(a["ack_latency_ms"]["p99"] for a in runs)
+        return [f"{rate:,.0f}", f"{p50:.1f} / {p99:.0f}", us]
 
-    for target in sorted(cases):
-        q, s = cases[target].get("quizgate"), cases[target].get("socketio")
-        ok = all(x["score_mismatch"] == 0 and x["dup_accepted"] == 0 for x in (q, s) if x)
+    for target in sorted(t for t in cases if isinstance(t, int)):
+        q, s = cases[target].get("quizgate", []), cases[target].get("socketio", [])
+        ok = all(x["score_mismatch"] == 0 and x["dup_accepted"] == 0 for x in q + s)
         L.append(f"| {target:,} | " + " | ".join(cells(q)) + " | " + " | ".join(cells(s)) + f" | {'yes' if ok else 'NO'} |")
     L.append("")
+    sizes = sorted(t[1] for t in cases if isinstance(t, tuple))
+    if sizes:
+        L.append("The same runs' `fanout` scenario: players spread over the 3 nodes, a host causing 4 broadcasts/s for 20 s;")
+        L.append("latency = the host's send time of the command → each player's receipt. Server CPU per delivery = servers'")
+        L.append("cores × 1e6 / deliveries per second (quizgate's frames carry the quiz's content, ~370 bytes; the peer's 200).\n")
+        L.append("| players | quizgate deliveries/s | p50 / p99 (ms) | server µs per delivery | lost / dup | Socket.IO deliveries/s | p50 / p99 (ms) | server µs per delivery | lost / dup |")
+        L.append("|---|---|---|---|---|---|---|---|---|")
+
+        def fan(runs):
+            if not runs:
+                return ["–"] * 4
+            per = median(f["cpu"]["servers_cores"] / max(f["msgs_per_s"], 1e-9) * 1e6 for f in runs)
+            return [f"{median(f['msgs_per_s'] for f in runs):,.0f}",
+                    f"{median(f['latency_ms']['p50'] for f in runs):.0f} / {median(f['latency_ms']['p99'] for f in runs):.0f}",
+                    f"{per:.1f}", f"{sum(f['lost'] for f in runs)} / {sum(f['duplicates'] for f in runs)}"]
+        for n in sizes:
+            c = cases[("fanout", n)]
+            L.append(f"| {n:,} | " + " | ".join(fan(c.get("quizgate"))) + " | " + " | ".join(fan(c.get("socketio"))) + " |")
+        L.append("")
     return L
 
 
@@ -625,29 +660,46 @@ def write(report, path):
         if f and f.get("delivery_ms"):
             p99 = f["delivery_ms"]["p99"]
             row(f"fan-out p99, {f['players']:,} players, 3 nodes", f"≤ {target} ms", sio, f"{p99} ms, {f['gaps']} gaps", p99 <= target, p99 / target)
+    f10 = report.get("fanout_10k")
+    if f10 and f10.get("floor"):
+        per = lambda m: m["node_cpu"] / max(m["deliveries"], 1) * 1e6
+        ratio = per(f10) / max(per(f10["floor"]), 1e-9)
+        row("server CPU per delivery vs the floor, 10,000 players", "≤ 1.25×", "–",
+            f"{per(f10):.1f} vs {per(f10['floor']):.1f} µs (×{ratio:.2f})", ratio <= 1.25, ratio / 1.25)
+        p99, fp99 = f10["delivery_ms"]["p99"], f10["floor"]["delivery_ms"]["p99"]
+        row("fan-out p99 vs the floor's, 10,000 players", "≤ 1.25×", "–", f"{p99} vs {fp99} ms (×{p99 / max(fp99, 1):.2f})",
+            p99 <= 1.25 * fp99, p99 / max(1.25 * fp99, 1))
+    fan_sio = peer_cases.get(("fanout", 10000), {})
+    if fan_sio.get("quizgate") and fan_sio.get("socketio"):
+        us = lambda runs: median(f["cpu"]["servers_cores"] / max(f["msgs_per_s"], 1e-9) * 1e6 for f in runs)
+        q, sio_us = us(fan_sio["quizgate"]), us(fan_sio["socketio"])
+        row("server CPU per delivery vs Socket.IO's, 10,000 players (side by side)", "≤ 1/3", f"{sio_us:.1f} µs",
+            f"{q:.1f} µs (×{q / sio_us:.2f})", q <= sio_us / 3, q / (sio_us / 3))
     if sat:
         best = max(sat, key=lambda r: r["rate"])
         row("deliveries/s at saturation", "≥ 250,000", "~74,000", f"{best['rate']:,.0f}", best["rate"] >= 250000, 250000 / max(best["rate"], 1))
     ar = {r["target"]: r for r in report.get("answer_rates", [])}
     if ar:
         best = max(r["rate_median"] for r in ar.values())
-        sio = {t: c["socketio"] for t, c in peer_cases.items() if "socketio" in c}
-        sio_best = f"{max(a['ack_rate_per_s'] for a in sio.values()):,.0f} (side by side)" if sio else "–"
+        sio = {t: c["socketio"] for t, c in peer_cases.items() if isinstance(t, int) and "socketio" in c}
+        sio_best = (f"{max(median(a['ack_rate_per_s'] for a in runs) for runs in sio.values()):,.0f} (side by side)"
+                    if sio else "–")
         row("acknowledged answers/s (most, answer bursts)", "≥ 30,000", sio_best, f"{best:,.0f}", best >= 30000, 30000 / max(best, 1))
         for target, limit in ((10000, 25), (5000, 10)):
             r = ar.get(target)
             if r and r.get("ack_ms"):
                 p99 = r["ack_ms"]["p99"]
-                theirs = f"{sio[target]['ack_latency_ms']['p99']:.0f} ms (side by side)" if target in sio else "–"
+                theirs = (f"{median(a['ack_latency_ms']['p99'] for a in sio[target]):.0f} ms (side by side)"
+                          if target in sio else "–")
                 row(f"answer ack p99 at {target:,}/s", f"≤ {limit} ms", theirs, f"{p99} ms", p99 <= limit, p99 / limit)
-        ours = {t: c["quizgate"] for t, c in peer_cases.items() if "quizgate" in c}
+        ours = {t: c["quizgate"] for t, c in peer_cases.items() if isinstance(t, int) and "quizgate" in c}
         if ours:
-            most = max(a["ack_rate_per_s"] for a in ours.values())
+            most = max(median(a["ack_rate_per_s"] for a in runs) for runs in ours.values())
             row("acknowledged answers/s (most, side by side)", "≥ 30,000", sio_best, f"{most:,.0f}", most >= 30000, 30000 / max(most, 1))
         for target, limit in ((10000, 25), (5000, 10)):
             if target in ours:
-                p99 = ours[target]["ack_latency_ms"]["p99"]
-                theirs = f"{sio[target]['ack_latency_ms']['p99']:.0f} ms" if target in sio else "–"
+                p99 = median(a["ack_latency_ms"]["p99"] for a in ours[target])
+                theirs = f"{median(a['ack_latency_ms']['p99'] for a in sio[target]):.0f} ms" if target in sio else "–"
                 row(f"answer ack p99 at {target:,}/s (side by side)", f"≤ {limit} ms", theirs, f"{p99:.0f} ms", p99 <= limit, p99 / limit)
         bad = sum(r["mismatches"] for r in ar.values())
         row("answers lost or doubled (answer bursts)", "0", "–",
@@ -677,7 +729,8 @@ def write(report, path):
     L.append("\nEvery correctness figure holds under load: no gaps, no duplicates, every acknowledged answer counted once,")
     L.append("every resume served from the log. Where a speed target is missed, see \"Where the time goes\" below.\n")
     L.append("## Where the time goes\n")
-    L.append("Measured on 2026-11-22 on this machine, to explain the misses above.\n")
+    L.append("Measured on 2026-11-22 on this machine, to explain the misses above; lobby leaderboards are gone since")
+    L.append("2026-11-30 (hosts follow the lobby by `progress`; see the changes below).\n")
     L.append("- **A mass join costs about 1.2 ms of CPU per player, all parties together.** `PER=10000 NODES=3 python3")
     L.append("  loadtest/joinstorm.py` (30,000 players joining at 1,500/s): 544 µs of node CPU, 520 µs of generator CPU and 139 µs of")
     L.append("  Redis CPU per player. With lobby leaderboards off (`QUIZGATE_LEADERBOARD_INTERVAL=60s`), the node and generator")
@@ -692,11 +745,11 @@ def write(report, path):
     L.append("- **Answers are kernel-bound too, and so is the generator** (2026-11-30). `perf record -F 1999 -g` on one node")
     L.append("  of the peers harness's answers scenario at 20,000/s: 52 % of its CPU in the kernel (`send`, `epoll_wait`, wakeups),")
     L.append("  no user-space function above 2.1 % (tokio's queues and wakers, the RESP3 decoder, malloc). Each answer costs its")
-    L.append("  player about 3.3 frames besides its ack (the question, the reveal with its leaderboard in one write, some")
-    L.append("  standings), which the generator must read: at the most the side-by-side run reached (20,132/s), servers, Redis and")
-    L.append("  generator used 43 + 15 + 36 µs per answer, 1.89 of the 2 cores. 30,000/s would need at most 66 µs per answer")
-    L.append("  for all three together; the servers and Redis alone use 58. Socket.IO's server pushes nothing per answer in")
-    L.append("  that scenario, so its generator pays half as much (18 µs), and it reached 23,579/s with a p99 of 5.3 s.")
+    L.append("  player about 3.1 frames besides its ack (the question, the reveal with its leaderboard in one write, some")
+    L.append("  standings), which the generator must read. In the side-by-side runs at 20,000/s (medians: 18,815 acked/s), servers,")
+    L.append("  Redis and generator used 44 + 18 + 39 µs per answer, about 1.9 of the 2 cores. 30,000/s would need at most 66 µs per")
+    L.append("  answer for all three together; the servers and Redis alone use 62. Socket.IO's server pushes nothing per answer in")
+    L.append("  that scenario, so its generator pays half as much (17–20 µs); it reached 24,532/s with a p99 of 4.5 s.")
     L.append("- **Redis scripts.** `N=10000 python3 loadtest/script_cost.py [rev]` runs 10,000 joins into one quiz on an idle")
     L.append("  private Redis and reads `INFO commandstats`. Under the benchmarks Redis's per-call figures are larger: it shares")
     L.append("  the cores, and its clock runs while it waits for one.\n")
@@ -707,7 +760,7 @@ def write(report, path):
         L.append(line)
     L.append("")
     L.append("## How these were produced\n")
-    L.append("`make bench` (release build, then `python3 loadtest/bench.py`): about 5 minutes. `BENCH_ONLY=<name>` runs one")
+    L.append("`make bench` (release build, then `python3 loadtest/bench.py`): about 15 minutes. `BENCH_ONLY=<name>` runs one")
     L.append("scenario; `BENCH_SKIP=100k` skips the cluster-wide one; `BENCH_QUICK=1` uses small sizes to try the script;")
     L.append("`BENCH_MERGE=1` re-runs scenarios on top of the last raw figures (`target/bench.json`); `BENCH_WRITE_ONLY=1`")
     L.append("rewrites this file from them without measuring; `BENCH_PEERS=quizgate.jsonl,socketio.jsonl` adds the side-by-side")
