@@ -435,6 +435,7 @@ HISTORY = [
     "| both changes above, `make bench` section 3 (20,000 players, 0–1 s think time) and section 5 | 5,599 acked/s, ack p50 / p99 1,043 / 2,827 ms, node CPU 23.2 s; saturation at 30 broadcasts/s: 110,578 deliveries/s, 10.5 node CPU s per million | 11,034/s, 24 / 173 ms, 10.6 s; 156,886/s, 6.3 s per million | `make bench` on 2026-11-22 vs 2026-11-30 (same machine type; not the same sitting) |",
     "| no broadcast in the lobby: hosts follow the player count by `progress` | 3 × 5,000 unpaced joins: 5,256 and 6,382/s; node / generator µs per join 159, 136 / 119, 105 | 7,747, 7,051, 6,606/s; 95, 108, 115 / 70, 78, 84 | `PER=5000 NODES=3 RATE=0 python3 loadtest/joinstorm.py`, same sitting (2026-11-30) |",
     "| events written straight into each socket (`wire.rs`), events published together in one write (`EventSink::flush`) | fan-out 10,000 players: 10.7, 10.4, 9.2 µs of node CPU per delivery, p99 284, 294, 283 ms | 6.2, 6.7 µs, p99 177, 265 ms (floor: 4.2–4.9 µs, 72–107 ms) | `BENCH_ONLY='fan-out 10k'`, same sitting (2026-11-30) |",
+    "| welcomes and replies also written as complete frames through the wire, tungstenite only for control frames (its write buffer no longer keeps a welcome's size) | 18,500 idle players on one node: 155.2 and 158.4 MiB (7.1, 7.3 KiB each) | 147.1 and 139.6 MiB (6.7, 6.2 KiB) | `BENCH_ONLY='idle memory'`, twice each, same sitting (2026-11-30) |",
 ]
 
 

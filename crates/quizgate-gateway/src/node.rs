@@ -40,11 +40,10 @@ impl Node {
     ) -> Self {
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(config.read_buffer_bytes)
-            // What the task writes through tungstenite (welcomes, replayed
-            // events, replies) waits in its buffer until the task flushes, then
-            // leaves in one write into the connection's `Wire`. Past 16 KiB a
-            // frame goes out at once. Events bypass tungstenite (`crate::wire`).
-            .write_buffer_size(16 * 1024)
+            // Only control frames (pings, pongs, closes) are written through
+            // tungstenite, each flushed at once; data frames go straight into
+            // the connection's `Wire` as complete frames (`crate::wire`).
+            .write_buffer_size(0)
             .max_write_buffer_size(64 * 1024)
             .max_message_size(Some(config.max_message_bytes))
             .max_frame_size(Some(config.max_message_bytes));

@@ -6,7 +6,6 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use quizgate_protocol::{Encoding, ServerFrame};
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
@@ -64,11 +63,10 @@ impl SharedEvent {
 /// A frame as the complete WebSocket frame (header and payload) a server
 /// sends: unmasked, so the same bytes suit every connection.
 pub(crate) fn framed(encoding: Encoding, frame: &ServerFrame) -> Bytes {
-    let payload = match encode(encoding, frame) {
-        Message::Binary(b) => b,
-        Message::Text(t) => Bytes::from(t),
-        _ => Bytes::new(),
-    };
+    let payload = quizgate_protocol::encode(encoding, frame).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot encode frame");
+        Bytes::new()
+    });
     let opcode = OpCode::Data(if encoding.is_binary() {
         Data::Binary
     } else {
@@ -78,17 +76,4 @@ pub(crate) fn framed(encoding: Encoding, frame: &ServerFrame) -> Bytes {
     // Writing into a Vec cannot fail.
     let _ = Frame::message(payload, opcode, true).format(&mut out);
     Bytes::from(out)
-}
-
-/// Encodes a frame as the WebSocket message its encoding travels in.
-pub(crate) fn encode(encoding: Encoding, frame: &ServerFrame) -> Message {
-    match quizgate_protocol::encode(encoding, frame) {
-        Ok(bytes) if encoding.is_binary() => Message::Binary(bytes),
-        // serde_json writes valid UTF-8, so the check cannot fail.
-        Ok(bytes) => Message::Text(bytes.try_into().unwrap_or_default()),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot encode frame");
-            Message::Text(Default::default())
-        }
-    }
 }

@@ -177,6 +177,15 @@ impl Wire {
         Ok(written)
     }
 
+    /// The task's path for its own frames (welcomes, replayed events,
+    /// replies), as complete frames: behind whatever waits, never through
+    /// tungstenite, whose write buffer would keep a welcome's size for the
+    /// connection's life.
+    pub(crate) fn write(&self, frames: &[u8]) -> io::Result<()> {
+        let mut out = self.out();
+        self.put(&mut out, frames)
+    }
+
     /// The client holds everything up to `last_seq` (its snapshot and any
     /// replayed events, all written): from now on events may go straight out.
     pub(crate) fn go_live(&self, last_seq: u64) {

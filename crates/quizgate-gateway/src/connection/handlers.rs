@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use futures_util::SinkExt;
-
 use quizgate_backplane::{JoinResult, ResumeResult, SessionToken};
 use quizgate_domain::{
     AnswerOutcome, CommandOutcome, HostCommand, JoinCode, JoinRefused, QuizSnapshot,
@@ -18,7 +16,7 @@ use tokio::sync::mpsc;
 use super::limits::Over;
 use super::{Connection, State, Step};
 use crate::close::Why;
-use crate::outbound::encode;
+use crate::outbound::framed;
 use crate::registry::{Member, Room};
 use crate::view::{event_frame, quiz_view};
 
@@ -264,22 +262,21 @@ impl Connection {
             Step::Continue => {}
             other => return other,
         }
+        let mut frames = Vec::new();
+        let mut n = 0;
         for ev in missed
             .unwrap_or_default()
             .iter()
             .filter(|ev| ev.seq > last_seq)
         {
-            let msg = encode(self.encoding, &event_frame(&room.definition, ev));
-            if !self.write(|ws| ws.feed(msg)).await {
-                return Step::End;
-            }
+            frames.extend_from_slice(&framed(self.encoding, &event_frame(&room.definition, ev)));
+            n += 1;
         }
-        if self.write(|ws| ws.flush()).await {
+        let step = self.send_framed(&frames, n).await;
+        if matches!(step, Step::Continue) {
             self.wire.go_live(seq);
-            Step::Continue
-        } else {
-            Step::End
         }
+        step
     }
 
     async fn on_answer(&mut self, question: u16, choice: u8, rid: Option<u64>) -> Step {

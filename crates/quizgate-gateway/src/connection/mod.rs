@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use self::limits::{Limits, spread};
 use crate::close::{self, Eviction, Why};
 use crate::node::Node;
-use crate::outbound::{Outbound, encode};
+use crate::outbound::{Outbound, framed};
 use crate::registry::{ConnId, Room};
 use crate::wire::{Wire, WireStream};
 
@@ -245,14 +245,19 @@ impl Connection {
         self.error(code, message, rid).await
     }
 
+    /// Sends one frame of this connection's own (a reply, a welcome).
     async fn send(&mut self, frame: &ServerFrame) -> Step {
-        let msg = encode(self.encoding, frame);
-        self.node.metrics.frames_out.inc();
-        if self.write(|ws| ws.send(msg)).await {
-            Step::Continue
-        } else {
-            Step::End
+        self.send_framed(&framed(self.encoding, frame), 1).await
+    }
+
+    /// Writes `n` complete frames through the wire, then waits until the
+    /// socket took them (within the write timeout).
+    async fn send_framed(&mut self, frames: &[u8], n: u64) -> Step {
+        self.node.metrics.frames_out.inc_by(n);
+        if self.wire.write(frames).is_err() {
+            return Step::End;
         }
+        self.flush_pending().await
     }
 
     /// Runs one write with the write timeout; false if the connection is done.
