@@ -112,39 +112,40 @@ impl Wire {
     /// as their complete frames back to back. `Queue` counts all `n` as queued:
     /// the caller queues each of them.
     pub(crate) fn offer_events(&self, first: u64, last: u64, n: usize, frames: &[u8]) -> Offer {
-        let mut out = self.out();
-        if out.broken {
-            return Offer::Done;
-        }
-        if last <= out.last_seq && out.live {
-            return Offer::Done;
-        }
-        // Straight out only if nothing must come before them, and the client
-        // has none of them (else its task skips those one by one).
-        if !out.live || out.busy || out.queued > 0 || out.last_seq >= first {
-            out.queued += n;
-            return Offer::Queue;
-        }
-        out.last_seq = last;
-        match self.put(&mut out, frames) {
-            Ok(()) => Offer::Done,
-            Err(_) if out.broken => Offer::Done,
-            Err(_) => Offer::Slow,
-        }
+        self.offer(Some((first, last)), n, frames)
     }
 
     /// The fan-out's path for a frame for this connection alone (a standing,
     /// a progress): behind anything queued, like an event.
     pub(crate) fn offer_direct(&self, frame: &[u8]) -> Offer {
+        self.offer(None, 1, frame)
+    }
+
+    /// `n` frames, events `seqs` (first, last) or one direct frame: straight
+    /// out only if nothing must come before them and, for events, the client
+    /// has none of them (else its task skips those one by one).
+    fn offer(&self, seqs: Option<(u64, u64)>, n: usize, frames: &[u8]) -> Offer {
         let mut out = self.out();
         if out.broken {
             return Offer::Done;
         }
+        if let Some((first, last)) = seqs {
+            if out.live && last <= out.last_seq {
+                return Offer::Done;
+            }
+            if out.last_seq >= first {
+                out.queued += n;
+                return Offer::Queue;
+            }
+        }
         if !out.live || out.busy || out.queued > 0 {
-            out.queued += 1;
+            out.queued += n;
             return Offer::Queue;
         }
-        match self.put(&mut out, frame) {
+        if let Some((_, last)) = seqs {
+            out.last_seq = last;
+        }
+        match self.put(&mut out, frames) {
             Ok(()) => Offer::Done,
             Err(_) if out.broken => Offer::Done,
             Err(_) => Offer::Slow,
