@@ -4,7 +4,7 @@
 //! wrong, repeated, late and out-of-phase answers, batches of answers (the
 //! group commit's one script call, judged one after the other on the memory
 //! side), host commands in and out of
-//! phase, deadlines passing, coalesced leaderboards, resumes inside, before and
+//! phase, deadlines passing, coalesced leaderboards, hosts' progress, resumes inside, before and
 //! beyond the trimmed log, host reconnects); each runs on a fresh quiz on both
 //! backplanes, and every outcome, snapshot, event (with scores, ranks and
 //! timestamps) and final score list must be equal. Time is a manual clock
@@ -57,6 +57,8 @@ enum Op {
     /// `answer` after the other on memory.
     Answers(Vec<(usize, u16, u8)>),
     Command(HostCommand),
+    /// What a host follows live (`Backplane::progress`).
+    Progress,
     Advance(u64),
     Close(u16),
     Leaderboard,
@@ -90,6 +92,7 @@ fn op() -> impl Strategy<Value = Op> {
         5 => prop_oneof![3 => Just(0u64), 3 => 1u64..300, 2 => 300u64..2_500].prop_map(Op::Advance),
         3 => (0u16..3).prop_map(Op::Close),
         2 => Just(Op::Leaderboard),
+        2 => Just(Op::Progress),
         2 => (0usize..64, 0u64..40, prop::bool::weighted(0.1))
             .prop_map(|(player, last_seq, forged)| Op::Resume { player, last_seq, forged }),
         1 => (prop::bool::weighted(0.8), prop::option::of(0u64..40)).prop_map(|(right, last_seq)| Op::Host { right, last_seq }),
@@ -220,6 +223,7 @@ impl Side {
             Op::Advance(_) => String::new(),
             Op::Close(index) => format!("{:?}", bp.close_if_due(code, *index).await?),
             Op::Leaderboard => format!("{:?}", bp.leaderboard_if_due(code).await?),
+            Op::Progress => format!("{:?}", bp.progress(code).await?),
             Op::Resume {
                 player,
                 last_seq,
@@ -292,6 +296,11 @@ const MUST_SEE: &[(&str, &str)] = &[
     ("top-10 cut", "TOPCUT"),
     ("tie", "TIE"),
     ("batched answers", "batch: "),
+    ("progress outside a question", "question: None })"),
+    (
+        "progress during a question",
+        "question: Some(QuestionProgress",
+    ),
     (
         "a batch's answer closes the question, later ones are late",
         "BATCHLATE",
