@@ -49,7 +49,7 @@ impl Member {
             tx,
             wire,
             encoding,
-            seat: Seat::Entering,
+            seat: Seat::Empty,
             evicted,
             last_standing: AtomicU64::new(u64::MAX),
         }
@@ -66,10 +66,11 @@ impl Member {
     }
 }
 
-/// Who a member is in its quiz: set once its `join`, `resume` or `host` succeeded.
+/// Who a connection is in its quiz: `Empty` until its `join`, `resume` or
+/// `host` succeeded. The connection and its room's member hold the same.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Seat {
-    Entering,
+pub(crate) enum Seat {
+    Empty,
     Player(PlayerId),
     Host,
 }
@@ -184,15 +185,7 @@ impl Room {
             .map(|(index, _)| index)
     }
 
-    pub(crate) fn set_player(&self, id: ConnId, player: PlayerId) {
-        self.seat(id, Seat::Player(player));
-    }
-
-    pub(crate) fn set_host(&self, id: ConnId) {
-        self.seat(id, Seat::Host);
-    }
-
-    fn seat(&self, id: ConnId, seat: Seat) {
+    pub(crate) fn set_seat(&self, id: ConnId, seat: Seat) {
         if let Some(m) = self.write().get_mut(&id) {
             m.seat = seat;
         }
@@ -697,7 +690,7 @@ mod tests {
         let (registry, bp, code) = world().await;
         let (tx, mut rx) = mpsc::channel(8);
         let room = attach(&registry, &bp, &code, 1, tx, Encoding::Json, Arc::default()).await;
-        room.set_player(1, 2);
+        room.set_seat(1, Seat::Player(2));
         room.send_standings(&[(1, 50), (2, 50), (3, 10)], false);
         assert_eq!(
             next_direct(&mut rx),

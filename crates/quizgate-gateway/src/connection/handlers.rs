@@ -14,10 +14,10 @@ use quizgate_protocol::{
 use tokio::sync::mpsc;
 
 use super::limits::Over;
-use super::{Connection, State, Step};
+use super::{Connection, Step};
 use crate::close::Why;
 use crate::outbound::framed;
-use crate::registry::{Member, Room};
+use crate::registry::{Member, Room, Seat};
 use crate::view::{event_frame, quiz_view};
 
 // === impl Connection ===
@@ -62,7 +62,7 @@ impl Connection {
             frame,
             ClientFrame::Join { .. } | ClientFrame::Resume { .. } | ClientFrame::Host { .. }
         );
-        if hello && !matches!(self.state, State::Fresh) {
+        if hello && !matches!(self.state, Seat::Empty) {
             return self
                 .error(
                     ErrorCode::AlreadyJoined,
@@ -130,9 +130,8 @@ impl Connection {
             .await
         {
             Ok(JoinResult::Joined(session)) => {
-                room.set_player(self.id, session.player_id);
+                self.sit(&room, Seat::Player(session.player_id));
                 room.mark_dirty();
-                self.state = State::Player(session.player_id);
                 {
                     let session = *session;
                     let mut welcome = Self::welcome(&room, Role::Player, session.snapshot, rid);
@@ -184,8 +183,7 @@ impl Connection {
             .await
         {
             Ok(ResumeResult::Resumed { session, missed }) => {
-                room.set_player(self.id, session.player_id);
-                self.state = State::Player(session.player_id);
+                self.sit(&room, Seat::Player(session.player_id));
                 let mut welcome = Self::welcome(&room, Role::Player, session.snapshot, rid);
                 welcome.player_id = Some(session.player_id);
                 welcome.resumed = Some(missed.is_some());
@@ -229,8 +227,7 @@ impl Connection {
             .await
         {
             Ok(Some(hosted)) => {
-                room.set_host(self.id);
-                self.state = State::Host;
+                self.sit(&room, Seat::Host);
                 let mut welcome = Self::welcome(&room, Role::Host, hosted.snapshot, rid);
                 welcome.resumed = last_seq.map(|_| hosted.missed.is_some());
                 self.send_welcome_and_missed(&room, welcome, hosted.missed, last_seq.unwrap_or(0))
@@ -282,8 +279,8 @@ impl Connection {
     async fn on_answer(&mut self, question: u16, choice: u8, rid: Option<u64>) -> Step {
         let started = std::time::Instant::now();
         let (room, player) = match (&self.state, &self.room) {
-            (State::Player(player), Some(room)) => (Arc::clone(room), *player),
-            (State::Host, _) => {
+            (Seat::Player(player), Some(room)) => (Arc::clone(room), *player),
+            (Seat::Host, _) => {
                 return self
                     .error(ErrorCode::NotJoined, "only players answer", rid)
                     .await;
@@ -351,8 +348,8 @@ impl Connection {
 
     async fn on_command(&mut self, cmd: HostCommand, name: &'static str, rid: Option<u64>) -> Step {
         let room = match (&self.state, &self.room) {
-            (State::Host, Some(room)) => Arc::clone(room),
-            (State::Player(_), _) => {
+            (Seat::Host, Some(room)) => Arc::clone(room),
+            (Seat::Player(_), _) => {
                 return self
                     .error(ErrorCode::NotHost, "only the host may do that", rid)
                     .await;

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use quizgate_domain::PlayerId;
 use quizgate_protocol::{Encoding, ErrorCode, ServerFrame};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
@@ -20,7 +19,7 @@ use self::limits::{Limits, spread};
 use crate::close::{self, Eviction, Why};
 use crate::node::Node;
 use crate::outbound::{Outbound, framed};
-use crate::registry::{ConnId, Room};
+use crate::registry::{ConnId, Room, Seat};
 use crate::wire::{Wire, WireStream};
 
 /// Queued frames written per flush.
@@ -35,12 +34,6 @@ enum Step {
     End,
 }
 
-enum State {
-    Fresh,
-    Player(PlayerId),
-    Host,
-}
-
 struct Connection {
     node: Arc<Node>,
     id: ConnId,
@@ -48,7 +41,8 @@ struct Connection {
     ws: WebSocketStream<WireStream>,
     /// The socket under `ws`, shared with the fan-out (see `crate::wire`).
     wire: Arc<Wire>,
-    state: State,
+    /// Mirrors the room member's seat (see [`Connection::sit`]).
+    state: Seat,
     /// The room this connection is a member of, from `enter` to `leave`.
     room: Option<Arc<Room>>,
     /// The queue of events and direct frames; present once attached to a room.
@@ -78,7 +72,7 @@ pub(crate) async fn serve(
         encoding,
         ws,
         wire,
-        state: State::Fresh,
+        state: Seat::Empty,
         room: None,
         rx: None,
         evicted: Arc::default(),
@@ -198,6 +192,12 @@ impl Connection {
         }
     }
 
+    /// Takes a seat in the room, for this connection and its member alike.
+    fn sit(&mut self, room: &Room, seat: Seat) {
+        room.set_seat(self.id, seat);
+        self.state = seat;
+    }
+
     /// Detaches from the room, if attached.
     fn leave(&mut self) {
         if let Some(room) = self.room.take() {
@@ -205,7 +205,7 @@ impl Connection {
         }
         self.wire.go_quiet();
         self.rx = None;
-        self.state = State::Fresh;
+        self.state = Seat::Empty;
     }
 
     async fn on_ping_tick(&mut self) -> Step {
