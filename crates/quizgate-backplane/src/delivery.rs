@@ -6,8 +6,11 @@
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
+use quizgate_domain::{JoinCode, Sequenced};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
+
+use crate::EventSink;
 
 /// Why a delivery task ended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,5 +68,35 @@ impl Supervised {
     /// How the task ended; `None` while it runs.
     pub(crate) fn end(&self) -> Option<DeliveryEnd> {
         self.end.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// A delivery path's hand on the sink: it hands events over and flushes
+/// after [`crate::FLUSH_EVERY`] of them, or when the path says it has nothing
+/// more at hand (see [`EventSink::flush`]).
+pub(crate) struct Outlet<'a> {
+    sink: &'a dyn EventSink,
+    unflushed: usize,
+}
+
+impl<'a> Outlet<'a> {
+    pub(crate) fn new(sink: &'a dyn EventSink) -> Self {
+        Self { sink, unflushed: 0 }
+    }
+
+    pub(crate) fn deliver(&mut self, quiz: &JoinCode, event: Arc<Sequenced>) {
+        self.sink.deliver(quiz, event);
+        self.unflushed += 1;
+        if self.unflushed >= crate::FLUSH_EVERY {
+            self.flush();
+        }
+    }
+
+    /// Nothing more at hand: what was delivered may leave.
+    pub(crate) fn flush(&mut self) {
+        if self.unflushed > 0 {
+            self.sink.flush();
+            self.unflushed = 0;
+        }
     }
 }

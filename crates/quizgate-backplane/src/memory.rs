@@ -14,7 +14,7 @@ use quizgate_domain::{
 };
 use tokio::sync::Notify;
 
-use crate::delivery::{DeliveryEnd, Supervised};
+use crate::delivery::{DeliveryEnd, Outlet, Supervised};
 use crate::token::{new_code, new_secret, secrets_match};
 use crate::{
     Backplane, Clock, CreatedQuiz, EventSink, HostSession, JoinResult, Missed, Result,
@@ -166,6 +166,7 @@ async fn deliver_loop(
     sink: Arc<dyn EventSink>,
     stop: tokio_util::sync::CancellationToken,
 ) -> DeliveryEnd {
+    let mut outlet = Outlet::new(sink.as_ref());
     loop {
         tokio::select! {
             _ = stop.cancelled() => return DeliveryEnd::Stopped,
@@ -189,14 +190,11 @@ async fn deliver_loop(
                 }
                 events
             };
-            for (i, event) in events.into_iter().enumerate() {
-                sink.deliver(&code, event);
-                if (i + 1) % crate::FLUSH_EVERY == 0 {
-                    sink.flush();
-                }
+            for event in events {
+                outlet.deliver(&code, event);
             }
         }
-        sink.flush();
+        outlet.flush();
     }
 }
 

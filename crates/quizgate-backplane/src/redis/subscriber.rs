@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::keys::QuizKeys;
 use super::reply::parse_event;
 use super::{Shared, unavailable};
+use crate::delivery::Outlet;
 use crate::{DeliveryEnd, Result};
 
 /// Failed log reads in a row before a fill gives up; the next event of the
@@ -90,7 +91,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) -> Deliver
     let mut messages = shared.subscriber.message_rx();
     let mut reconnects = shared.subscriber.reconnect_rx();
     let mut fills = JoinSet::new();
-    let mut unflushed = 0;
+    let mut outlet = Outlet::new(shared.sink.as_ref());
     loop {
         tokio::select! {
             _ = stop.cancelled() => return DeliveryEnd::Stopped,
@@ -101,12 +102,10 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) -> Deliver
             }
             msg = messages.recv() => match msg {
                 Ok(msg) => {
-                    on_message(&shared, msg, &mut fills);
+                    on_message(&shared, msg, &mut fills, &mut outlet);
                     // Events published together leave the node together.
-                    unflushed += 1;
-                    if messages.is_empty() || unflushed >= crate::FLUSH_EVERY {
-                        shared.sink.flush();
-                        unflushed = 0;
+                    if messages.is_empty() {
+                        outlet.flush();
                     }
                 }
                 Err(RecvError::Lagged(lost)) => {
@@ -172,7 +171,12 @@ pub(crate) async fn unsubscribe(shared: &Shared, code: &JoinCode) -> Result<()> 
     done.map_err(unavailable)
 }
 
-fn on_message(shared: &Arc<Shared>, msg: Message, fills: &mut JoinSet<()>) {
+fn on_message(
+    shared: &Arc<Shared>,
+    msg: Message,
+    fills: &mut JoinSet<()>,
+    outlet: &mut Outlet<'_>,
+) {
     let Some(code) = QuizKeys::code_of_channel(&msg.channel) else {
         return;
     };
@@ -185,14 +189,20 @@ fn on_message(shared: &Arc<Shared>, msg: Message, fills: &mut JoinSet<()>) {
         }
     };
     match event {
-        Ok(event) => receive(shared, code, event, fills),
+        Ok(event) => receive(shared, code, event, fills, outlet),
         Err(e) => tracing::warn!(quiz = %code, error = %e, "undecodable event"),
     }
 }
 
 /// The live path: the next event is delivered, a repeat dropped, a jump hands
 /// the quiz to a fill.
-fn receive(shared: &Arc<Shared>, code: JoinCode, event: Sequenced, fills: &mut JoinSet<()>) {
+fn receive(
+    shared: &Arc<Shared>,
+    code: JoinCode,
+    event: Sequenced,
+    fills: &mut JoinSet<()>,
+    outlet: &mut Outlet<'_>,
+) {
     let mut streams = shared.streams();
     let Some(stream) = streams.get_mut(&code) else {
         return;
@@ -213,7 +223,7 @@ fn receive(shared: &Arc<Shared>, code: JoinCode, event: Sequenced, fills: &mut J
     stream.advance(event.seq);
     drop(streams);
     // No fill of this quiz can start before this returns: only this task starts them.
-    shared.sink.deliver(&code, Arc::new(event));
+    outlet.deliver(&code, Arc::new(event));
 }
 
 /// Delivers whatever the quiz's log holds past the last delivered event, and
@@ -232,16 +242,14 @@ async fn fill(shared: Arc<Shared>, code: JoinCode, epoch: u64) {
         match read_log(&shared, &code, from).await {
             Ok(events) => {
                 failures = 0;
-                for (i, event) in events.into_iter().enumerate() {
-                    if !deliver_owned(&shared, &code, epoch, event) {
-                        shared.sink.flush();
+                let mut outlet = Outlet::new(shared.sink.as_ref());
+                for event in events {
+                    if !deliver_owned(&shared, &code, epoch, event, &mut outlet) {
+                        outlet.flush();
                         return;
                     }
-                    if (i + 1) % crate::FLUSH_EVERY == 0 {
-                        shared.sink.flush();
-                    }
                 }
-                shared.sink.flush();
+                outlet.flush();
             }
             Err(e) => {
                 failures += 1;
@@ -293,7 +301,13 @@ async fn read_log(shared: &Shared, code: &JoinCode, from: u64) -> Result<Vec<Seq
 
 /// Delivers one event of a fill that owns the quiz; false once the
 /// subscription it was started for is gone.
-fn deliver_owned(shared: &Shared, code: &JoinCode, epoch: u64, event: Sequenced) -> bool {
+fn deliver_owned(
+    shared: &Shared,
+    code: &JoinCode,
+    epoch: u64,
+    event: Sequenced,
+    outlet: &mut Outlet<'_>,
+) -> bool {
     {
         let mut streams = shared.streams();
         let Some(stream) = owned(&mut streams, code, epoch) else {
@@ -303,7 +317,7 @@ fn deliver_owned(shared: &Shared, code: &JoinCode, epoch: u64, event: Sequenced)
             return true;
         }
     }
-    shared.sink.deliver(code, Arc::new(event));
+    outlet.deliver(code, Arc::new(event));
     true
 }
 
