@@ -74,6 +74,8 @@ class Cluster:
                    QUIZGATE_LISTEN=f"127.0.0.1:{ws}", QUIZGATE_ADMIN_LISTEN=f"127.0.0.1:{admin}",
                    QUIZGATE_LOG="warn", QUIZGATE_FRAMES_PER_SECOND="1000",
                    QUIZGATE_QUIZ_IDLE_TTL="1h")
+        # BENCH_NODE_ENV="A=1 B=2": extra settings for the nodes only (e.g. TOKIO_WORKER_THREADS), to compare.
+        env.update(kv.split("=", 1) for kv in os.environ.get("BENCH_NODE_ENV", "").split())
         p = subprocess.Popen([NODE], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(200):
             try:
@@ -436,6 +438,7 @@ HISTORY = [
     "| no broadcast in the lobby: hosts follow the player count by `progress` | 3 × 5,000 unpaced joins: 5,256 and 6,382/s; node / generator µs per join 159, 136 / 119, 105 | 7,747, 7,051, 6,606/s; 95, 108, 115 / 70, 78, 84 | `PER=5000 NODES=3 RATE=0 python3 loadtest/joinstorm.py`, same sitting (2026-11-30) |",
     "| events written straight into each socket (`wire.rs`), events published together in one write (`EventSink::flush`) | fan-out 10,000 players: 10.7, 10.4, 9.2 µs of node CPU per delivery, p99 284, 294, 283 ms | 6.2, 6.7 µs, p99 177, 265 ms (floor: 4.2–4.9 µs, 72–107 ms) | `BENCH_ONLY='fan-out 10k'`, same sitting (2026-11-30) |",
     "| welcomes and replies also written as complete frames through the wire, tungstenite only for control frames (its write buffer no longer keeps a welcome's size) | 18,500 idle players on one node: 155.2 and 158.4 MiB (7.1, 7.3 KiB each) | 147.1 and 139.6 MiB (6.7, 6.2 KiB) | `BENCH_ONLY='idle memory'`, twice each, same sitting (2026-11-30) |",
+    "| tokio worker threads per node, 1 instead of 2 (`TOKIO_WORKER_THREADS`, nodes only; tried, kept at the default) | 2 workers, fan-out 10,000 players: 6.33, 6.16, 6.24 µs of node CPU per delivery (median 6.24), p99 190, 254, 218 ms | 1 worker: 5.98, 6.37, 6.12 µs (median 6.12), p99 192, 162, 172 ms; floor in the same runs 3.8–4.3 µs, p99 68–105 ms: no difference beyond the noise | `BENCH_NODE_ENV=TOKIO_WORKER_THREADS=1 BENCH_ONLY='fan-out 10k'`, alternating 3 × 2, same sitting (2026-11-30) |",
 ]
 
 
@@ -765,7 +768,8 @@ def write(report, path):
     L.append("scenario; `BENCH_SKIP=100k` skips the cluster-wide one; `BENCH_QUICK=1` uses small sizes to try the script;")
     L.append("`BENCH_MERGE=1` re-runs scenarios on top of the last raw figures (`target/bench.json`); `BENCH_WRITE_ONLY=1`")
     L.append("rewrites this file from them without measuring; `BENCH_PEERS=quizgate.jsonl,socketio.jsonl` adds the side-by-side")
-    L.append("answers table from the peers harness (the files used are kept in `loadtest/peers/`).")
+    L.append("answers table from the peers harness (the files used are kept in `loadtest/peers/`); `BENCH_NODE_ENV=\"A=1 B=2\"` gives the")
+    L.append("nodes (only) extra settings, to compare one against the default.")
     with open(path, "w") as f:
         f.write("\n".join(L) + "\n")
 
