@@ -42,7 +42,7 @@ start() {
   cat <<MSG
 quizgate cluster up (stop with: make cluster-stop)
   players and hosts  ws://127.0.0.1:$BASE/ws   (HAProxy, sticky by source)
-  create a quiz      curl -s 127.0.0.1:$BASE/v1/quizzes -d @quiz.json
+  create a quiz      curl -s 127.0.0.1:$BASE/v1/quizzes -H 'Content-Type: application/json' -d @quiz.json
   nodes              ws://127.0.0.1:$((BASE + 1))/ws  :$((BASE + 2))  :$((BASE + 3))
   admin / metrics    http://127.0.0.1:$((BASE + 101))/metrics  :$((BASE + 102))  :$((BASE + 103))
   redis              redis://127.0.0.1:$REDIS_PORT   (AOF in $RUN/redis)

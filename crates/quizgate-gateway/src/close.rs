@@ -37,6 +37,8 @@ pub(crate) enum Why {
     QueueFull,
     /// Its quiz expired or was removed.
     QuizGone,
+    /// It never joined, resumed or hosted within the deadline.
+    JoinTimeout,
     /// Nothing came in for two ping intervals: dropped without a close frame,
     /// since the peer is not reading.
     Unresponsive,
@@ -55,6 +57,7 @@ impl Why {
             Self::ProtocolError => CloseCode::ProtocolError,
             Self::QueueFull => CloseCode::SlowConsumer,
             Self::QuizGone => CloseCode::QuizGone,
+            Self::JoinTimeout => CloseCode::JoinTimeout,
             Self::Unresponsive => return None,
         })
     }

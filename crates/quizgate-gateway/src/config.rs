@@ -38,6 +38,13 @@ pub struct Config {
     pub drain_window: Duration,
     /// Shutdown never takes longer than this.
     pub shutdown_grace: Duration,
+    /// Browser origins allowed to open a WebSocket or create a quiz; empty
+    /// allows any. Requests without `Origin` (native clients) always pass.
+    pub allowed_origins: Vec<String>,
+    /// An HTTP request's body must have arrived this long after its headers.
+    pub http_body_timeout: Duration,
+    /// After the upgrade, a connection must `join`, `resume` or `host` within this.
+    pub join_timeout: Duration,
 }
 
 /// Which backplane holds the quizzes.
@@ -83,6 +90,9 @@ impl Default for Config {
             frames_per_second: 10,
             drain_window: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(30),
+            allowed_origins: Vec::new(),
+            http_body_timeout: Duration::from_secs(10),
+            join_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -8,14 +8,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, ORIGIN};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use quizgate_domain::{DomainError, QuizDefinition};
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use crate::node::Node;
@@ -25,12 +27,46 @@ const MAX_BODY_BYTES: usize = 256 * 1024;
 
 type Reply = Response<Full<Bytes>>;
 
-pub(crate) async fn serve_public(node: Arc<Node>, stream: TcpStream, stop: CancellationToken) {
+/// Serves one public HTTP connection. `_slot` is its place among the node's
+/// client connections (`QUIZGATE_MAX_CONNECTIONS`), held until it closes.
+pub(crate) async fn serve_public(
+    node: Arc<Node>,
+    stream: TcpStream,
+    _slot: OwnedSemaphorePermit,
+    stop: CancellationToken,
+) {
+    let header_timeout = node.config.handshake_timeout;
     let svc = service_fn(move |req| {
         let node = Arc::clone(&node);
         async move { Ok::<_, Infallible>(public(node, req).await) }
     });
-    serve(stream, svc, stop).await;
+    serve(stream, svc, header_timeout, stop).await;
+}
+
+/// Answers a connection that found the node full, without reading its request.
+pub(crate) async fn refuse_full(mut stream: TcpStream) {
+    let body = json!({"error": "unavailable", "message": "node at its connection limit, retry"})
+        .to_string();
+    let reply = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Retry-After: 1\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    // Write, then read what the client sent (at most 64 KiB, for at most a
+    // second) before closing: closing with its request unread would reset the
+    // connection, and the client might lose the answer.
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(reply.as_bytes()).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        for _ in 0..16 {
+            if stream.read(&mut sink).await? == 0 {
+                break;
+            }
+        }
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
 }
 
 /// Serves the admin port until `stop`. Its connections are tracked here, not
@@ -57,7 +93,7 @@ pub(crate) async fn serve_admin(node: Arc<Node>, listener: TcpListener, stop: Ca
                 let node = Arc::clone(&node2);
                 async move { Ok::<_, Infallible>(admin(&node, &req)) }
             });
-            serve(stream, svc, stop).await;
+            serve(stream, svc, Duration::from_secs(10), stop).await;
         });
     }
     // Each connection shuts down gracefully on `stop`, within 5 s.
@@ -65,14 +101,16 @@ pub(crate) async fn serve_admin(node: Arc<Node>, listener: TcpListener, stop: Ca
     connections.wait().await;
 }
 
-async fn serve<S>(stream: TcpStream, svc: S, stop: CancellationToken)
+/// Serves one HTTP/1.1 connection; a request's headers must arrive within
+/// `header_timeout` (hyper closes the connection otherwise).
+async fn serve<S>(stream: TcpStream, svc: S, header_timeout: Duration, stop: CancellationToken)
 where
     S: hyper::service::Service<Request<Incoming>, Response = Reply, Error = Infallible>,
     S::Future: Send + 'static,
 {
     let conn = http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10))
+        .header_read_timeout(header_timeout)
         .serve_connection(TokioIo::new(stream), svc);
     tokio::pin!(conn);
     tokio::select! {
@@ -99,6 +137,10 @@ fn admin(node: &Node, req: &Request<Incoming>) -> Reply {
             )
         }
         (&Method::GET, "/metrics") => {
+            let free = node.connection_slots.available_permits();
+            node.metrics
+                .client_connections
+                .set(node.config.max_connections.saturating_sub(free) as i64);
             let mut resp = text(StatusCode::OK, &node.metrics.render());
             resp.headers_mut().insert(
                 CONTENT_TYPE,
@@ -133,6 +175,25 @@ async fn public(node: Arc<Node>, req: Request<Incoming>) -> Reply {
 }
 
 async fn create_quiz(node: &Node, req: Request<Incoming>) -> Reply {
+    if !node
+        .origins
+        .allows(req.headers().get(ORIGIN).map(|v| v.as_bytes()))
+    {
+        node.refuse("origin");
+        return error(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "this origin may not create quizzes: see QUIZGATE_ALLOWED_ORIGINS",
+        );
+    }
+    if !is_json(req.headers().get(CONTENT_TYPE)) {
+        node.refuse("content_type");
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the definition with Content-Type: application/json",
+        );
+    }
     let too_large = || {
         error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -148,13 +209,29 @@ async fn create_quiz(node: &Node, req: Request<Incoming>) -> Reply {
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
         return too_large();
     }
-    let body = match Limited::new(req.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-    {
-        Ok(body) => body.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+    let read = tokio::time::timeout(
+        node.config.http_body_timeout,
+        Limited::new(req.into_body(), MAX_BODY_BYTES).collect(),
+    );
+    let body = match read.await {
+        Ok(Ok(body)) => body.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
         Err(_) => {
+            node.refuse("body_timeout");
+            let mut reply = error(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                &format!(
+                    "the body did not arrive within {} ms",
+                    node.config.http_body_timeout.as_millis()
+                ),
+            );
+            reply
+                .headers_mut()
+                .insert(CONNECTION, hyper::header::HeaderValue::from_static("close"));
+            return reply;
+        }
+        Ok(Err(_)) => {
             return error(
                 StatusCode::BAD_REQUEST,
                 "bad_body",
@@ -182,6 +259,14 @@ async fn create_quiz(node: &Node, req: Request<Incoming>) -> Reply {
             error(StatusCode::SERVICE_UNAVAILABLE, code.as_str(), message)
         }
     }
+}
+
+/// `application/json`, with or without parameters such as `charset`.
+fn is_json(content_type: Option<&hyper::header::HeaderValue>) -> bool {
+    content_type
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// Reads a definition: bad JSON is `invalid_json`; JSON of the wrong shape (a

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use quizgate_protocol::{Encoding, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
@@ -46,9 +47,18 @@ pub(crate) async fn accept(
 
 async fn handle(node: Arc<Node>, stream: TcpStream, drain: CancellationToken) {
     let _ = stream.set_nodelay(true);
+    // Every client connection holds a slot, HTTP ones too: idle or slow HTTP
+    // connections cannot pile up beside the WebSockets.
+    let slot = Arc::clone(&node.connection_slots).try_acquire_owned().ok();
     match timeout(node.config.handshake_timeout, is_websocket(&stream)).await {
-        Ok(Ok(true)) => websocket(node, stream, drain).await,
-        Ok(Ok(false)) => crate::http::serve_public(node, stream, drain).await,
+        Ok(Ok(true)) => websocket(node, stream, slot, drain).await,
+        Ok(Ok(false)) => match slot {
+            Some(slot) => crate::http::serve_public(node, stream, slot, drain).await,
+            None => {
+                node.metrics.handshakes.with_label_values(&["full"]).inc();
+                crate::http::refuse_full(stream).await;
+            }
+        },
         _ => node
             .metrics
             .handshakes
@@ -83,11 +93,24 @@ async fn is_websocket(stream: &TcpStream) -> std::io::Result<bool> {
 
 // tungstenite's callback type fixes the error type's size.
 #[allow(clippy::result_large_err)]
-async fn websocket(node: Arc<Node>, stream: TcpStream, drain: CancellationToken) {
+async fn websocket(
+    node: Arc<Node>,
+    stream: TcpStream,
+    slot: Option<OwnedSemaphorePermit>,
+    drain: CancellationToken,
+) {
     let mut encoding = Encoding::Json;
     let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
         if req.uri().path() != "/ws" {
             return Err(reject(StatusCode::NOT_FOUND, "no such endpoint: use /ws"));
+        }
+        let origin = req.headers().get(header::ORIGIN).map(|v| v.as_bytes());
+        if !node.origins.allows(origin) {
+            node.refuse("origin");
+            return Err(reject(
+                StatusCode::FORBIDDEN,
+                "origin not allowed: see QUIZGATE_ALLOWED_ORIGINS",
+            ));
         }
         if let Some(offered) = req.headers().get(header::SEC_WEBSOCKET_PROTOCOL) {
             let offered = offered.to_str().unwrap_or_default();
@@ -133,7 +156,7 @@ async fn websocket(node: Arc<Node>, stream: TcpStream, drain: CancellationToken)
             return;
         }
     };
-    let Ok(slot) = Arc::clone(&node.connection_slots).try_acquire_owned() else {
+    let Some(slot) = slot else {
         node.metrics.handshakes.with_label_values(&["full"]).inc();
         let mut ws = ws;
         close(

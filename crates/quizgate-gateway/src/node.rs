@@ -10,6 +10,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::task::TaskTracker;
 
 use crate::Config;
+use crate::guard::Origins;
 use crate::registry::{ConnId, Registry};
 
 /// What every task of a node shares.
@@ -29,6 +30,7 @@ pub(crate) struct Node {
     /// connection task starts: two handshakes finishing at once cannot both
     /// take the last one, as they could by reading the connections gauge.
     pub(crate) connection_slots: Arc<Semaphore>,
+    pub(crate) origins: Origins,
 }
 
 impl Node {
@@ -50,6 +52,7 @@ impl Node {
         Self {
             calls: Semaphore::new(config.max_inflight_calls),
             connection_slots: Arc::new(Semaphore::new(config.max_connections)),
+            origins: Origins::new(&config.allowed_origins),
             config,
             backplane,
             registry,
@@ -63,6 +66,11 @@ impl Node {
 
     pub(crate) fn next_conn_id(&self) -> ConnId {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Counts one refusal (see `quizgate_telemetry::Metrics::refused`).
+    pub(crate) fn refuse(&self, reason: &str) {
+        self.metrics.refused.with_label_values(&[reason]).inc();
     }
 
     pub(crate) fn is_ready(&self) -> bool {

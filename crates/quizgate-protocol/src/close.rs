@@ -22,6 +22,9 @@ pub enum CloseCode {
     TryAgainLater = 1013,
     /// The quiz expired or was removed: do not reconnect.
     QuizGone = 4004,
+    /// No `join`, `resume` or `host` came within the deadline after the upgrade:
+    /// open the socket when about to join, not before.
+    JoinTimeout = 4408,
     /// The client did not read its frames fast enough and its queue filled:
     /// reconnect now and resume from the last sequence number seen.
     SlowConsumer = 4100,
@@ -50,7 +53,8 @@ impl CloseCode {
             | Self::UnsupportedData
             | Self::InvalidPayload
             | Self::MessageTooBig
-            | Self::QuizGone => CloseGroup::DontReconnect,
+            | Self::QuizGone
+            | Self::JoinTimeout => CloseGroup::DontReconnect,
             Self::PolicyViolation | Self::InternalError | Self::TryAgainLater => {
                 CloseGroup::Backoff
             }
@@ -71,6 +75,7 @@ impl CloseCode {
             Self::InternalError => "internal error",
             Self::TryAgainLater => "node at capacity: retry with backoff",
             Self::QuizGone => "quiz expired",
+            Self::JoinTimeout => "no join, resume or host in time",
             Self::SlowConsumer => "outbound queue full: reconnect and resume",
         }
     }

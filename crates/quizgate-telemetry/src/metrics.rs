@@ -9,6 +9,9 @@ pub struct Metrics {
     registry: Registry,
     /// Open WebSocket connections.
     pub connections: IntGauge,
+    /// Client connections holding a slot of `QUIZGATE_MAX_CONNECTIONS`:
+    /// WebSockets, HTTP connections, and handshakes in progress.
+    pub client_connections: IntGauge,
     /// Accepted connections by how the handshake ended (`ok`, `rejected`, `timeout`, `full`).
     pub handshakes: IntCounterVec,
     /// Closes sent, by close code.
@@ -31,6 +34,9 @@ pub struct Metrics {
     pub rooms: IntGauge,
     /// Backplane calls that failed, by kind (`unavailable`, `corrupt`).
     pub backplane_errors: IntCounterVec,
+    /// Requests and connections refused by a check or a limit before any quiz
+    /// rule ran, by reason (docs/security.md lists them).
+    pub refused: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -80,6 +86,10 @@ impl Metrics {
         };
         Self {
             connections: gauge("connections", "Open WebSocket connections."),
+            client_connections: gauge(
+                "client_connections",
+                "Client connections (WebSocket, HTTP, in handshake) holding a connection slot.",
+            ),
             handshakes: counter_vec(
                 "handshakes_total",
                 "Accepted TCP connections by handshake result.",
@@ -108,6 +118,11 @@ impl Metrics {
                 "backplane_errors_total",
                 "Failed backplane calls, by kind.",
                 "kind",
+            ),
+            refused: counter_vec(
+                "refused_total",
+                "Requests and connections refused by a check or a limit, by reason.",
+                "reason",
             ),
             registry,
         }

@@ -36,7 +36,19 @@ impl Client {
         subprotocol: Option<&str>,
     ) -> Result<(Self, Option<String>)> {
         let stream = TcpStream::connect(addr).await?;
-        Self::handshake(stream, addr, subprotocol).await
+        Self::handshake(stream, addr, subprotocol, &[]).await
+    }
+
+    /// Connects in `encoding` with extra request headers (an `Origin`, say).
+    pub async fn connect_with_headers(
+        addr: SocketAddr,
+        encoding: Encoding,
+        headers: &[(&str, &str)],
+    ) -> Result<Self> {
+        let stream = TcpStream::connect(addr).await?;
+        Self::handshake(stream, addr, Some(encoding.subprotocol()), headers)
+            .await
+            .map(|(c, _)| c)
     }
 
     /// Connects from a chosen loopback source address (127.0.0.2, ...), so that
@@ -55,7 +67,7 @@ impl Client {
         let stream = tokio::time::timeout(crate::WAIT, socket.connect(addr))
             .await
             .context("connect timed out")??;
-        Self::handshake(stream, addr, Some(encoding.subprotocol()))
+        Self::handshake(stream, addr, Some(encoding.subprotocol()), &[])
             .await
             .map(|(c, _)| c)
     }
@@ -64,8 +76,15 @@ impl Client {
         stream: TcpStream,
         addr: SocketAddr,
         subprotocol: Option<&str>,
+        headers: &[(&str, &str)],
     ) -> Result<(Self, Option<String>)> {
         let mut req = format!("ws://{addr}/ws").into_client_request()?;
+        for (name, value) in headers {
+            req.headers_mut().insert(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())?,
+                HeaderValue::from_str(value)?,
+            );
+        }
         if let Some(p) = subprotocol {
             req.headers_mut()
                 .insert("Sec-WebSocket-Protocol", HeaderValue::from_str(p)?);

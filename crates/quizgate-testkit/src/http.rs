@@ -4,17 +4,38 @@ use anyhow::{Context, Result, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// One HTTP/1.1 request on a fresh connection; returns the status and body.
+/// One HTTP/1.1 request on a fresh connection, with a JSON content type;
+/// returns the status and body.
 pub async fn http_request(
     addr: SocketAddr,
     method: &str,
     path: &str,
     body: &[u8],
 ) -> Result<(u16, String)> {
+    http_request_with(
+        addr,
+        method,
+        path,
+        &[("Content-Type", "application/json")],
+        body,
+    )
+    .await
+}
+
+/// One HTTP/1.1 request with exactly these headers (besides `Host`,
+/// `Content-Length` and `Connection: close`); returns the status and body.
+pub async fn http_request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(u16, String)> {
     tokio::time::timeout(crate::WAIT, async {
         let mut stream = TcpStream::connect(addr).await?;
+        let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
         );
         stream.write_all(head.as_bytes()).await?;

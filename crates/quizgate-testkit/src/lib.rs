@@ -12,7 +12,7 @@ mod wait;
 
 pub use client::Client;
 pub use haproxy::Haproxy;
-pub use http::{create_quiz, http_request, sample_quiz};
+pub use http::{create_quiz, http_request, http_request_with, sample_quiz};
 pub use node::NodeProcess;
 pub use redis::{RedisCluster, RedisServer};
 /// The WebSocket library the client uses, for tests that craft raw frames.

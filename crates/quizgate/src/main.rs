@@ -88,6 +88,22 @@ struct Cli {
     /// How long an ended quiz stays for late readers and resumes.
     #[arg(long, env = "QUIZGATE_QUIZ_ENDED_TTL", default_value = "10m", value_parser = duration)]
     quiz_ended_ttl: Duration,
+    /// Browser origins (scheme://host[:port], comma-separated) allowed to open
+    /// WebSockets and create quizzes. Empty: any. Clients that send no Origin
+    /// (native apps) are always let in.
+    #[arg(
+        long,
+        env = "QUIZGATE_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    allowed_origins: Vec<String>,
+    /// An HTTP request's body must arrive within this after its headers (408).
+    #[arg(long, env = "QUIZGATE_HTTP_BODY_TIMEOUT", default_value = "10s", value_parser = duration)]
+    http_body_timeout: Duration,
+    /// A WebSocket must join, resume or host within this after its upgrade (4408).
+    #[arg(long, env = "QUIZGATE_JOIN_TIMEOUT", default_value = "10s", value_parser = duration)]
+    join_timeout: Duration,
     /// Events kept per quiz for resume.
     #[arg(long, env = "QUIZGATE_EVENT_LOG_CAPACITY", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(16..=1_000_000))]
     event_log_capacity: u32,
@@ -106,7 +122,14 @@ impl Cli {
             ("QUIZGATE_QUIZ_IDLE_TTL", self.quiz_idle_ttl),
             ("QUIZGATE_QUIZ_ENDED_TTL", self.quiz_ended_ttl),
             ("QUIZGATE_REDIS_COMMAND_TIMEOUT", self.redis_command_timeout),
+            ("QUIZGATE_HTTP_BODY_TIMEOUT", self.http_body_timeout),
+            ("QUIZGATE_JOIN_TIMEOUT", self.join_timeout),
         ];
+        if let Some(bad) = self.allowed_origins.iter().find(|o| !is_origin(o)) {
+            return Err(format!(
+                "invalid QUIZGATE_ALLOWED_ORIGINS: {bad:?} is not an origin like https://quiz.example.com"
+            ));
+        }
         if let Some((name, _)) = positive.iter().find(|(_, d)| d.is_zero()) {
             return Err(format!("invalid {name}: must be greater than zero"));
         }
@@ -159,8 +182,31 @@ impl Cli {
             frames_per_second: self.frames_per_second,
             drain_window: self.drain_window,
             shutdown_grace: self.shutdown_grace,
+            allowed_origins: self
+                .allowed_origins
+                .into_iter()
+                .filter(|o| !o.trim().is_empty())
+                .collect(),
+            http_body_timeout: self.http_body_timeout,
+            join_timeout: self.join_timeout,
         })
     }
+}
+
+/// `http://host`, `https://host:port` (a trailing `/` is tolerated); blank
+/// entries are ignored.
+fn is_origin(raw: &str) -> bool {
+    let raw = raw.trim().trim_end_matches('/');
+    if raw.is_empty() {
+        return true;
+    }
+    let Some((_, host)) = raw
+        .split_once("://")
+        .filter(|(scheme, _)| matches!(*scheme, "http" | "https"))
+    else {
+        return false;
+    };
+    !host.is_empty() && !host.contains(['/', '?', '#', ' ', '*'])
 }
 
 /// `250ms`, `15s`, `10m`, `2h`.

@@ -96,6 +96,11 @@ impl Connection {
         let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
         let drain_at = tokio::time::sleep(Duration::MAX / 4);
         tokio::pin!(drain_at);
+        // A socket that never takes a seat would hold a connection slot for
+        // nothing (docs/security.md): it has this long to join, resume or host.
+        let join_by = tokio::time::sleep(self.node.config.join_timeout);
+        tokio::pin!(join_by);
+        let mut seated = false;
         let mut draining = false;
         loop {
             let step = tokio::select! {
@@ -105,6 +110,15 @@ impl Connection {
                     Step::Continue
                 }
                 () = &mut drain_at => Step::Close(Why::Draining),
+                () = &mut join_by, if !seated => {
+                    if self.room.is_some() {
+                        seated = true;
+                        Step::Continue
+                    } else {
+                        self.node.refuse("join_timeout");
+                        Step::Close(Why::JoinTimeout)
+                    }
+                }
                 out = recv(&mut self.rx) => match out {
                     Some(out) => self.forward(out).await,
                     None => Step::Close(self.evicted.why()),
@@ -188,7 +202,14 @@ impl Connection {
                 .await;
                 Step::End
             }
-            (Message::Ping(_) | Message::Pong(_) | Message::Frame(_), _) => Step::Continue,
+            // Control frames cost a read and (for pings) a pong: they count
+            // against the frame rate too, but get no error frame.
+            (Message::Ping(_) | Message::Pong(_) | Message::Frame(_), _) => {
+                match self.limits.over_rate() {
+                    Some(limits::Over::Closed) => Step::Close(Why::Abuse),
+                    Some(limits::Over::Refused) | None => Step::Continue,
+                }
+            }
         }
     }
 

@@ -7,4 +7,5 @@ mod cluster;
 mod protocol;
 mod quiz;
 mod schema;
+mod security;
 mod support;

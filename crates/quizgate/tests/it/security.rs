@@ -1,0 +1,255 @@
+//! Attacks from docs/security.md, each small and bounded, each beside a
+//! legitimate quiz that must stay prompt.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use quizgate_protocol::{Encoding, ServerFrame};
+use quizgate_testkit::{
+    Client, NodeProcess, create_quiz, http_request, http_request_with, sample_quiz,
+};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::{host, node, player, raw_close_code, raw_websocket, reply};
+
+/// A host and a player in a started quiz: the legitimate traffic that an
+/// attack beside it must not slow down.
+struct Bystander {
+    host: Client,
+    player: Client,
+}
+
+impl Bystander {
+    async fn start(addr: SocketAddr) -> Result<Self> {
+        let (code, token) = create_quiz(addr, &sample_quiz(3, 60_000)).await?;
+        let (host, _) = host(addr, &code, &token).await?;
+        let (player, _) = player(addr, Encoding::Json, &code, "bystander").await?;
+        Ok(Self { host, player })
+    }
+
+    /// The player's ping round trip, which must stay well under a second.
+    async fn still_prompt(&mut self) -> Result<()> {
+        let t = Instant::now();
+        self.player.send(json!({"t": "ping", "rid": 7})).await?;
+        let got = reply(&mut self.player).await?;
+        let took = t.elapsed();
+        if !matches!(got, ServerFrame::Pong { .. }) || took > Duration::from_secs(1) {
+            bail!("bystander's ping: {got:?} after {took:?}");
+        }
+        Ok(())
+    }
+}
+
+/// `refused_total{reason}` as the node counts it.
+async fn refused(node: &NodeProcess, reason: &str) -> Result<u64> {
+    metric(
+        node,
+        &format!("quizgate_refused_total{{reason=\"{reason}\"}}"),
+    )
+    .await
+}
+
+/// One sample of the node's metrics, by name and labels; 0 if absent.
+async fn metric(node: &NodeProcess, sample: &str) -> Result<u64> {
+    let (_, metrics) = http_request(node.admin_addr, "GET", "/metrics", b"").await?;
+    let prefix = format!("{sample} ");
+    Ok(metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(Ok(0), str::parse)?)
+}
+
+#[tokio::test]
+async fn pages_from_other_origins_cannot_connect_or_create() -> Result<()> {
+    let node = node(&[(
+        "QUIZGATE_ALLOWED_ORIGINS",
+        "https://quiz.example.test, http://localhost:8080",
+    )])
+    .await?;
+    let addr = node.ws_addr;
+    let mut bystander = Bystander::start(addr).await?;
+
+    let other = [("Origin", "https://evil.example.test")];
+    let err = Client::connect_with_headers(addr, Encoding::Json, &other)
+        .await
+        .expect_err("a page on another site is refused");
+    assert!(err.to_string().contains("403"), "{err}");
+    let def = sample_quiz(1, 10_000).to_string();
+    let json = ("Content-Type", "application/json");
+    let (status, body) = http_request_with(
+        addr,
+        "POST",
+        "/v1/quizzes",
+        &[json, other[0]],
+        def.as_bytes(),
+    )
+    .await?;
+    assert_eq!(
+        (status, body.contains("origin_not_allowed")),
+        (403, true),
+        "{body}"
+    );
+
+    let allowed = [("Origin", "https://quiz.example.test")];
+    Client::connect_with_headers(addr, Encoding::Json, &allowed).await?;
+    let (status, body) = http_request_with(
+        addr,
+        "POST",
+        "/v1/quizzes",
+        &[json, allowed[0]],
+        def.as_bytes(),
+    )
+    .await?;
+    assert_eq!(status, 201, "{body}");
+    // Native clients send no Origin at all.
+    Client::connect(addr, Encoding::MsgPack).await?;
+
+    assert_eq!(refused(&node, "origin").await?, 2);
+    bystander.still_prompt().await?;
+    bystander.host.send(json!({"t": "start"})).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn slow_and_idle_connections_are_cut_off_and_counted() -> Result<()> {
+    let node = node(&[
+        ("QUIZGATE_MAX_CONNECTIONS", "5"),
+        ("QUIZGATE_HANDSHAKE_TIMEOUT", "1s"),
+        ("QUIZGATE_HTTP_BODY_TIMEOUT", "500ms"),
+        ("QUIZGATE_JOIN_TIMEOUT", "1s"),
+    ])
+    .await?;
+    let addr = node.ws_addr;
+    let mut bystander = Bystander::start(addr).await?; // 2 of the 5 slots
+
+    // A body that never finishes: 408 once the body timeout passes.
+    let mut trickle = TcpStream::connect(addr).await?;
+    trickle
+        .write_all(
+            b"POST /v1/quizzes HTTP/1.1\r\nHost: q\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"title\":",
+        )
+        .await?;
+    let t = Instant::now();
+    let answer = read_to_end(&mut trickle).await?;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("body_timeout"), "{answer}");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+
+    // Half-sent requests hold slots, HTTP ones too, until their header
+    // deadline: the node is full meanwhile, for HTTP and WebSocket alike.
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(addr).await?;
+        s.write_all(b"POST /v1/quizzes HTTP/1.1\r\nHost").await?;
+        idle.push(s);
+    }
+    quizgate_testkit::wait_until("every slot taken", Duration::from_secs(2), || async {
+        match metric(&node, "quizgate_client_connections").await? {
+            5 => Ok(()),
+            n => bail!("{n} slots taken"),
+        }
+    })
+    .await?;
+    let (status, body) = http_request(addr, "GET", "/nothing", b"").await?;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("connection limit"), "{body}");
+    let mut late = Client::connect(addr, Encoding::Json).await?;
+    assert_eq!(late.closed().await?, 1013, "no slot for a WebSocket either");
+    bystander.still_prompt().await?;
+    for s in &mut idle {
+        let answer = read_to_end(s).await?;
+        assert!(!answer.starts_with("HTTP/1.1 2"), "{answer}");
+    }
+
+    // A WebSocket that never joins is closed at its deadline; one that joins stays.
+    let mut lurker = Client::connect(addr, Encoding::Json).await?;
+    let (mut joiner, _) = {
+        let (code, token) = create_quiz(addr, &sample_quiz(1, 10_000)).await?;
+        drop(token);
+        player(addr, Encoding::MsgPack, &code, "joiner").await?
+    };
+    let t = Instant::now();
+    assert_eq!(lurker.closed().await?, 4408);
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    joiner.send(json!({"t": "ping"})).await?;
+    assert!(matches!(
+        reply(&mut joiner).await?,
+        ServerFrame::Pong { .. }
+    ));
+
+    bystander.still_prompt().await?;
+    assert_eq!(refused(&node, "body_timeout").await?, 1);
+    assert!(refused(&node, "join_timeout").await? >= 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn control_frames_count_against_the_frame_rate() -> Result<()> {
+    let node = node(&[("QUIZGATE_FRAMES_PER_SECOND", "5")]).await?;
+    let mut bystander = Bystander::start(node.ws_addr).await?;
+    let mut raw = raw_websocket(node.ws_addr).await?;
+    // Masked, empty pings: 2 + 4 bytes each. A burst of 10, then 50 over the
+    // rate are tolerated; the next one closes the connection.
+    let ping = [0x89u8, 0x80, 1, 2, 3, 4];
+    let flood: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 200)
+        .collect();
+    // The node may close before it read everything: a failed write is fine.
+    let _ = raw.write_all(&flood).await;
+    assert_eq!(raw_close_code(&mut raw).await?, 1008);
+    bystander.still_prompt().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_quiz_api_takes_json_only() -> Result<()> {
+    let node = node(&[]).await?;
+    let def = sample_quiz(1, 10_000).to_string();
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let headers: Vec<(&str, &str)> = content_type
+            .map(|c| ("Content-Type", c))
+            .into_iter()
+            .collect();
+        let (status, body) = http_request_with(
+            node.ws_addr,
+            "POST",
+            "/v1/quizzes",
+            &headers,
+            def.as_bytes(),
+        )
+        .await?;
+        assert_eq!(status, 415, "{content_type:?}: {body}");
+        assert!(body.contains("unsupported_media_type"), "{body}");
+    }
+    let charset = [("Content-Type", "application/json; charset=utf-8")];
+    let (status, body) = http_request_with(
+        node.ws_addr,
+        "POST",
+        "/v1/quizzes",
+        &charset,
+        def.as_bytes(),
+    )
+    .await?;
+    assert_eq!(status, 201, "{body}");
+    Ok(())
+}
+
+/// Everything the server sends until it closes (bounded by the kit's wait).
+async fn read_to_end(s: &mut TcpStream) -> Result<String> {
+    let mut out = Vec::new();
+    tokio::time::timeout(quizgate_testkit::WAIT, s.read_to_end(&mut out))
+        .await
+        .context("the server did not close")??;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
