@@ -7,6 +7,7 @@ loopback source addresses), reads node RSS and CPU from /proc, and the
 generators' own CPU from wait4(). Everything shares this machine's cores,
 so the figures include the generator's load. Standard library only.
 """
+import hashlib
 import json
 import os
 import platform
@@ -23,6 +24,8 @@ from datetime import datetime, timezone
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NODE = os.path.join(ROOT, "target/release/quizgate")
 GEN = os.path.join(ROOT, "target/release/quizgate-loadgen")
+# The key the nodes let create quizzes (they get only its hash).
+API_KEY = "qgk_bench"
 FLOOR = os.path.join(ROOT, "target/release/quizgate-floor")
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -73,7 +76,8 @@ class Cluster:
                    QUIZGATE_REDIS_URL=f"redis://127.0.0.1:{self.redis_port}",
                    QUIZGATE_LISTEN=f"127.0.0.1:{ws}", QUIZGATE_ADMIN_LISTEN=f"127.0.0.1:{admin}",
                    QUIZGATE_LOG="warn", QUIZGATE_FRAMES_PER_SECOND="1000",
-                   QUIZGATE_QUIZ_IDLE_TTL="1h")
+                   QUIZGATE_QUIZ_IDLE_TTL="1h",
+                   QUIZGATE_API_KEYS="bench:" + hashlib.sha256(API_KEY.encode()).hexdigest())
         # BENCH_NODE_ENV="A=1 B=2": extra settings for the nodes only (e.g. TOKIO_WORKER_THREADS), to compare.
         env.update(kv.split("=", 1) for kv in os.environ.get("BENCH_NODE_ENV", "").split())
         p = subprocess.Popen([NODE], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -90,7 +94,7 @@ class Cluster:
             {"text": f"Question {i}?", "choices": ["a", "b", "c", "d"], "correct": i % 3, "time_limit_ms": limit_ms, "points": 1000}
             for i in range(questions)]}
         req = urllib.request.Request(f"http://{self.nodes[0]['ws']}/v1/quizzes", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {API_KEY}"})
         return json.loads(urllib.request.urlopen(req, timeout=10).read())
 
     def script_us(self):
@@ -769,7 +773,8 @@ def write(report, path):
     L.append("`BENCH_MERGE=1` re-runs scenarios on top of the last raw figures (`target/bench.json`); `BENCH_WRITE_ONLY=1`")
     L.append("rewrites this file from them without measuring; `BENCH_PEERS=quizgate.jsonl,socketio.jsonl` adds the side-by-side")
     L.append("answers table from the peers harness (the files used are kept in `loadtest/peers/`); `BENCH_NODE_ENV=\"A=1 B=2\"` gives the")
-    L.append("nodes (only) extra settings, to compare one against the default.")
+    L.append("nodes (only) extra settings, to compare one against the default. The peers harness's loadgen creates its quizzes")
+    L.append("without an API key: run it with `QUIZGATE_SETTINGS=QUIZGATE_OPEN_CREATE=true` (docs/security.md).")
     with open(path, "w") as f:
         f.write("\n".join(L) + "\n")
 

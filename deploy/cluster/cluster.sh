@@ -5,7 +5,8 @@
 #
 #   deploy/cluster/cluster.sh start|stop|status
 #
-# Environment: QG_RUN_DIR (default .cluster), QG_BASE_PORT (default 7000):
+# Environment: QUIZGATE_API_KEY (default qgk_local_cluster: the key that creates quizzes),
+# QG_RUN_DIR (default .cluster), QG_BASE_PORT (default 7000):
 # LB on BASE, nodes on BASE+1..3, admin on BASE+101..103, Redis on BASE+379.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,6 +14,9 @@ RUN=${QG_RUN_DIR:-.cluster}
 BASE=${QG_BASE_PORT:-7000}
 BIN=${QUIZGATE_BIN:-target/release/quizgate}
 REDIS_PORT=$((BASE + 379))
+# The API key that may create quizzes on this local cluster; the nodes get only its hash.
+KEY=${QUIZGATE_API_KEY:-qgk_local_cluster}
+KEY_ENTRY="local:$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)"
 
 start() {
   if [ -f "$RUN/pids" ]; then echo "already running (see $RUN/pids); make cluster-stop first" >&2; exit 1; fi
@@ -26,7 +30,7 @@ start() {
   [ -f "$RUN/redis.pid" ] || { echo "redis did not start on port $REDIS_PORT (see $RUN/redis.log)" >&2; rm -f "$RUN/pids"; exit 1; }
   echo "redis $(cat "$RUN/redis.pid")" >> "$RUN/pids"
   for i in 1 2 3; do
-    QUIZGATE_REDIS_URL="redis://127.0.0.1:$REDIS_PORT" \
+    QUIZGATE_REDIS_URL="redis://127.0.0.1:$REDIS_PORT" QUIZGATE_API_KEYS="$KEY_ENTRY" \
     QUIZGATE_LISTEN="127.0.0.1:$((BASE + i))" QUIZGATE_ADMIN_LISTEN="127.0.0.1:$((BASE + 100 + i))" \
       nohup "$BIN" >> "$RUN/node$i.log" 2>&1 &
     echo "node$i $!" >> "$RUN/pids"
@@ -42,7 +46,7 @@ start() {
   cat <<MSG
 quizgate cluster up (stop with: make cluster-stop)
   players and hosts  ws://127.0.0.1:$BASE/ws   (HAProxy, sticky by source)
-  create a quiz      curl -s 127.0.0.1:$BASE/v1/quizzes -H 'Content-Type: application/json' -d @quiz.json
+  create a quiz      curl -s 127.0.0.1:$BASE/v1/quizzes -H 'Content-Type: application/json' -H 'Authorization: Bearer $KEY' -d @quiz.json
   nodes              ws://127.0.0.1:$((BASE + 1))/ws  :$((BASE + 2))  :$((BASE + 3))
   admin / metrics    http://127.0.0.1:$((BASE + 101))/metrics  :$((BASE + 102))  :$((BASE + 103))
   redis              redis://127.0.0.1:$REDIS_PORT   (AOF in $RUN/redis)

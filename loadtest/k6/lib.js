@@ -5,6 +5,8 @@ import { Trend, Counter } from 'k6/metrics';
 import { WebSocket } from 'k6/experimental/websockets';
 
 export const BASE = __ENV.QUIZGATE_URL || 'http://127.0.0.1:7000';
+// The key deploy/cluster/cluster.sh gives its nodes unless told another.
+export const API_KEY = __ENV.QUIZGATE_API_KEY || 'qgk_local_cluster';
 export const WS = BASE.replace(/^http/, 'ws') + '/ws';
 
 export const ackLatency = new Trend('answer_ack_ms', true);
@@ -22,7 +24,7 @@ export function quiz(questions, timeLimitMs) {
 }
 
 export function createQuiz(questions, timeLimitMs) {
-  const res = http.post(`${BASE}/v1/quizzes`, JSON.stringify(quiz(questions, timeLimitMs)), { headers: { 'Content-Type': 'application/json' } });
+  const res = http.post(`${BASE}/v1/quizzes`, JSON.stringify(quiz(questions, timeLimitMs)), { headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${API_KEY}` } });
   check(res, { 'quiz created (201)': (r) => r.status === 201 });
   return res.json();
 }

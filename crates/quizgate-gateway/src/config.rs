@@ -1,6 +1,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::guard::CreateAccess;
+
 /// Everything a node can be told. Parsing and validation happen in the binary;
 /// these values are already checked.
 #[derive(Debug, Clone)]
@@ -45,6 +47,8 @@ pub struct Config {
     pub http_body_timeout: Duration,
     /// After the upgrade, a connection must `join`, `resume` or `host` within this.
     pub join_timeout: Duration,
+    /// Who may create quizzes.
+    pub create_access: CreateAccess,
 }
 
 /// Which backplane holds the quizzes.
@@ -92,7 +96,8 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(30),
             allowed_origins: Vec::new(),
             http_body_timeout: Duration::from_secs(10),
-            join_timeout: Duration::from_secs(10),
+            join_timeout: Duration::from_secs(30),
+            create_access: CreateAccess::Open,
         }
     }
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, ORIGIN};
+use hyper::header::{
+    AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, ORIGIN, WWW_AUTHENTICATE,
+};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -20,6 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
+use crate::guard::Unauthorized;
 use crate::node::Node;
 
 /// Largest quiz definition a host may post.
@@ -186,6 +189,23 @@ async fn create_quiz(node: &Node, req: Request<Incoming>) -> Reply {
             "this origin may not create quizzes: see QUIZGATE_ALLOWED_ORIGINS",
         );
     }
+    let access = &node.config.create_access;
+    let key = match access.check(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes())) {
+        Ok(key) => key,
+        Err(why) => {
+            node.refuse("unauthorized");
+            let message = match why {
+                Unauthorized::Missing => "creating a quiz needs Authorization: Bearer <API key>",
+                Unauthorized::Wrong => "this API key is not valid",
+            };
+            let mut reply = error(StatusCode::UNAUTHORIZED, "unauthorized", message);
+            reply.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                hyper::header::HeaderValue::from_static("Bearer realm=\"quizgate\""),
+            );
+            return reply;
+        }
+    };
     if !is_json(req.headers().get(CONTENT_TYPE)) {
         node.refuse("content_type");
         return error(
@@ -248,7 +268,7 @@ async fn create_quiz(node: &Node, req: Request<Incoming>) -> Reply {
     }
     match node.call(node.backplane.create_quiz(def)).await {
         Ok(created) => {
-            tracing::info!(quiz = %created.code, "quiz created");
+            tracing::info!(quiz = %created.code, key = key.unwrap_or("(open)"), "quiz created");
             json_reply(
                 StatusCode::CREATED,
                 &json!({"code": created.code.as_str(), "host_token": created.host_token}),

@@ -24,4 +24,5 @@ mod wire;
 
 pub use config::{BackplaneConfig, Config};
 pub use error::GatewayError;
+pub use guard::{ApiKey, CreateAccess};
 pub use server::Server;

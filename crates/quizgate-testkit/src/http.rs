@@ -4,22 +4,20 @@ use anyhow::{Context, Result, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// One HTTP/1.1 request on a fresh connection, with a JSON content type;
-/// returns the status and body.
+/// One HTTP/1.1 request on a fresh connection, with a JSON content type and
+/// the kit's API key; returns the status and body.
 pub async fn http_request(
     addr: SocketAddr,
     method: &str,
     path: &str,
     body: &[u8],
 ) -> Result<(u16, String)> {
-    http_request_with(
-        addr,
-        method,
-        path,
-        &[("Content-Type", "application/json")],
-        body,
-    )
-    .await
+    let bearer = format!("Bearer {}", crate::API_KEY);
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Authorization", bearer.as_str()),
+    ];
+    http_request_with(addr, method, path, &headers, body).await
 }
 
 /// One HTTP/1.1 request with exactly these headers (besides `Host`,

@@ -19,5 +19,13 @@ pub use redis::{RedisCluster, RedisServer};
 pub use tokio_tungstenite::tungstenite;
 pub use wait::wait_until;
 
+/// The API key every test node accepts ([`NodeProcess::spawn`] configures it
+/// unless the test sets `QUIZGATE_API_KEYS` or `QUIZGATE_OPEN_CREATE` itself),
+/// and that [`http_request`] and [`create_quiz`] present.
+pub const API_KEY: &str = "qgk_testkit";
+/// Its `QUIZGATE_API_KEYS` entry: `name:sha256(API_KEY)`.
+pub const API_KEY_ENTRY: &str =
+    "testkit:d6ae8f8ca16ce73f53c78bb124c572438b8010fdf9fec7e4327bdee1934097ef";
+
 /// How long any single wait in a test may take before it fails.
 pub const WAIT: std::time::Duration = std::time::Duration::from_secs(10);

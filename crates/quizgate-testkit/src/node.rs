@@ -31,6 +31,12 @@ impl NodeProcess {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        let sets_access = env
+            .iter()
+            .any(|(k, _)| matches!(*k, "QUIZGATE_API_KEYS" | "QUIZGATE_OPEN_CREATE"));
+        if !sets_access {
+            cmd.env("QUIZGATE_API_KEYS", crate::API_KEY_ENTRY);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use quizgate_gateway::{BackplaneConfig, Config, Server};
+use quizgate_gateway::{ApiKey, BackplaneConfig, Config, CreateAccess, Server};
 use quizgate_telemetry::LogFormat;
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +23,8 @@ const EX_UNAVAILABLE: u8 = 69;
 #[derive(Debug, Parser)]
 #[command(name = "quizgate", version)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Public address: WebSocket /ws and POST /v1/quizzes.
     #[arg(long, env = "QUIZGATE_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -102,11 +104,36 @@ struct Cli {
     #[arg(long, env = "QUIZGATE_HTTP_BODY_TIMEOUT", default_value = "10s", value_parser = duration)]
     http_body_timeout: Duration,
     /// A WebSocket must join, resume or host within this after its upgrade (4408).
-    #[arg(long, env = "QUIZGATE_JOIN_TIMEOUT", default_value = "10s", value_parser = duration)]
+    #[arg(long, env = "QUIZGATE_JOIN_TIMEOUT", default_value = "30s", value_parser = duration)]
     join_timeout: Duration,
+    /// Hashed API keys that may create quizzes, comma-separated
+    /// `name:sha256-hex` entries (make one with `quizgate keygen NAME`).
+    /// Several at once, so that keys can rotate.
+    #[arg(
+        long,
+        env = "QUIZGATE_API_KEYS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    api_keys: Vec<String>,
+    /// Let anyone who reaches the public port create quizzes. Without API keys
+    /// an embedded node is open anyway; a Redis-backed one refuses to start
+    /// unless this is set.
+    #[arg(long, env = "QUIZGATE_OPEN_CREATE", default_value_t = false, action = clap::ArgAction::Set)]
+    open_create: bool,
     /// Events kept per quiz for resume.
     #[arg(long, env = "QUIZGATE_EVENT_LOG_CAPACITY", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(16..=1_000_000))]
     event_log_capacity: u32,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Makes a new API key: prints the key (for the host application, shown
+    /// once) and its QUIZGATE_API_KEYS entry (for the nodes).
+    Keygen {
+        /// A name for the key, shown in logs: 1 to 64 of A-Z a-z 0-9 - _ .
+        name: String,
+    },
 }
 
 impl Cli {
@@ -142,6 +169,28 @@ impl Cli {
         if self.listen == self.admin_listen && self.listen.port() != 0 {
             return Err("invalid QUIZGATE_ADMIN_LISTEN: must differ from QUIZGATE_LISTEN".into());
         }
+        let keys = self
+            .api_keys
+            .iter()
+            .filter(|e| !e.trim().is_empty())
+            .map(|e| ApiKey::parse(e))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("invalid QUIZGATE_API_KEYS: {e}"))?;
+        let create_access = match (keys.is_empty(), self.open_create) {
+            (false, true) => {
+                return Err(
+                    "invalid QUIZGATE_OPEN_CREATE: set it or QUIZGATE_API_KEYS, not both".into(),
+                );
+            }
+            (false, false) => CreateAccess::Keys(keys),
+            (true, true) => CreateAccess::Open,
+            (true, false) if self.redis_url.is_some() => {
+                return Err("QUIZGATE_API_KEYS is unset: a Redis-backed node refuses to let anyone create quizzes; \
+                     add keys (quizgate keygen NAME) or set QUIZGATE_OPEN_CREATE=true"
+                    .into());
+            }
+            (true, false) => CreateAccess::Open,
+        };
         Ok(Config {
             listen: self.listen,
             admin_listen: self.admin_listen,
@@ -189,6 +238,7 @@ impl Cli {
                 .collect(),
             http_body_timeout: self.http_body_timeout,
             join_timeout: self.join_timeout,
+            create_access,
         })
     }
 }
@@ -255,6 +305,9 @@ fn main() -> ExitCode {
             return ExitCode::from(EX_USAGE);
         }
     };
+    if let Some(Command::Keygen { name }) = &cli.command {
+        return keygen(name);
+    }
     let (log, log_format) = (cli.log.clone(), cli.log_format);
     let config = match cli.into_config() {
         Ok(config) => config,
@@ -280,7 +333,34 @@ fn main() -> ExitCode {
     runtime.block_on(serve(config))
 }
 
+/// `quizgate keygen NAME`: a new random API key and its configuration entry.
+fn keygen(name: &str) -> ExitCode {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let key: String = std::iter::once("qgk_".to_owned())
+        .chain(bytes.iter().map(|b| format!("{b:02x}")))
+        .collect();
+    let entry = ApiKey::entry(name, &key);
+    if let Err(e) = ApiKey::parse(&entry) {
+        eprintln!("quizgate: {e}");
+        return ExitCode::from(EX_USAGE);
+    }
+    println!("key:   {key}");
+    println!("entry: {entry}");
+    eprintln!(
+        "Give the key to the host application (Authorization: Bearer <key>); it is not stored anywhere.\n\
+         Add the entry to QUIZGATE_API_KEYS (comma-separated) on every node."
+    );
+    ExitCode::SUCCESS
+}
+
 async fn serve(config: Config) -> ExitCode {
+    if matches!(config.create_access, CreateAccess::Open) {
+        tracing::warn!(
+            "anyone who reaches the public port can create quizzes: set QUIZGATE_API_KEYS (see docs/security.md)"
+        );
+    }
     let server = match Server::bind(config).await {
         Ok(server) => server,
         Err(e) => {

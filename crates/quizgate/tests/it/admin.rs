@@ -75,6 +75,19 @@ async fn bad_settings_stop_start_up_with_64_naming_the_setting() -> Result<()> {
         ("QUIZGATE_OUTBOUND_QUEUE", "0", "QUIZGATE_OUTBOUND_QUEUE"),
         ("QUIZGATE_LOG_FORMAT", "xml", "QUIZGATE_LOG_FORMAT"),
         ("QUIZGATE_DRAIN_WINDOW", "1h", "QUIZGATE_DRAIN_WINDOW"),
+        ("QUIZGATE_API_KEYS", "ops:not-a-hash", "QUIZGATE_API_KEYS"),
+        (
+            "QUIZGATE_ALLOWED_ORIGINS",
+            "evil.test/*",
+            "QUIZGATE_ALLOWED_ORIGINS",
+        ),
+        ("QUIZGATE_JOIN_TIMEOUT", "0s", "QUIZGATE_JOIN_TIMEOUT"),
+        // Checked before Redis is reached: a cluster never starts open by mistake.
+        (
+            "QUIZGATE_REDIS_URL",
+            "redis://127.0.0.1:1",
+            "QUIZGATE_API_KEYS",
+        ),
     ];
     for (name, value, named) in cases {
         let out = tokio::process::Command::new(BIN)
@@ -85,6 +98,14 @@ async fn bad_settings_stop_start_up_with_64_naming_the_setting() -> Result<()> {
         assert_eq!(out.status.code(), Some(64), "{name}={value}: {stderr}");
         assert!(stderr.contains(named), "{name}={value}: {stderr}");
     }
+    let both = tokio::process::Command::new(BIN)
+        .env("QUIZGATE_API_KEYS", quizgate_testkit::API_KEY_ENTRY)
+        .env("QUIZGATE_OPEN_CREATE", "true")
+        .output()
+        .await?;
+    let stderr = String::from_utf8_lossy(&both.stderr);
+    assert_eq!(both.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("QUIZGATE_OPEN_CREATE"), "{stderr}");
     Ok(())
 }
 

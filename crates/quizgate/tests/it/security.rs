@@ -79,11 +79,13 @@ async fn pages_from_other_origins_cannot_connect_or_create() -> Result<()> {
     assert!(err.to_string().contains("403"), "{err}");
     let def = sample_quiz(1, 10_000).to_string();
     let json = ("Content-Type", "application/json");
+    let key = bearer();
+    let key = ("Authorization", key.as_str());
     let (status, body) = http_request_with(
         addr,
         "POST",
         "/v1/quizzes",
-        &[json, other[0]],
+        &[json, key, other[0]],
         def.as_bytes(),
     )
     .await?;
@@ -99,7 +101,7 @@ async fn pages_from_other_origins_cannot_connect_or_create() -> Result<()> {
         addr,
         "POST",
         "/v1/quizzes",
-        &[json, allowed[0]],
+        &[json, key, allowed[0]],
         def.as_bytes(),
     )
     .await?;
@@ -127,12 +129,12 @@ async fn slow_and_idle_connections_are_cut_off_and_counted() -> Result<()> {
 
     // A body that never finishes: 408 once the body timeout passes.
     let mut trickle = TcpStream::connect(addr).await?;
-    trickle
-        .write_all(
-            b"POST /v1/quizzes HTTP/1.1\r\nHost: q\r\nContent-Type: application/json\r\n\
-              Content-Length: 100\r\n\r\n{\"title\":",
-        )
-        .await?;
+    let head = format!(
+        "POST /v1/quizzes HTTP/1.1\r\nHost: q\r\nContent-Type: application/json\r\n\
+         Authorization: {}\r\nContent-Length: 100\r\n\r\n{{\"title\":",
+        bearer()
+    );
+    trickle.write_all(head.as_bytes()).await?;
     let t = Instant::now();
     let answer = read_to_end(&mut trickle).await?;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
@@ -217,9 +219,11 @@ async fn the_quiz_api_takes_json_only() -> Result<()> {
         Some("text/plain"),
         Some("application/x-www-form-urlencoded"),
     ] {
+        let key = bearer();
         let headers: Vec<(&str, &str)> = content_type
             .map(|c| ("Content-Type", c))
             .into_iter()
+            .chain([("Authorization", key.as_str())])
             .collect();
         let (status, body) = http_request_with(
             node.ws_addr,
@@ -232,7 +236,11 @@ async fn the_quiz_api_takes_json_only() -> Result<()> {
         assert_eq!(status, 415, "{content_type:?}: {body}");
         assert!(body.contains("unsupported_media_type"), "{body}");
     }
-    let charset = [("Content-Type", "application/json; charset=utf-8")];
+    let key = bearer();
+    let charset = [
+        ("Content-Type", "application/json; charset=utf-8"),
+        ("Authorization", key.as_str()),
+    ];
     let (status, body) = http_request_with(
         node.ws_addr,
         "POST",
@@ -243,6 +251,74 @@ async fn the_quiz_api_takes_json_only() -> Result<()> {
     .await?;
     assert_eq!(status, 201, "{body}");
     Ok(())
+}
+
+#[tokio::test]
+async fn only_holders_of_an_api_key_create_quizzes() -> Result<()> {
+    // Two keys at once: the old one still works while clients move to the new.
+    // next = sha256("qgk_next")
+    let keys = format!(
+        "{},next:eff5e007a040737b49f27967e7768c777dafb0d4c361dab9279683fb38acdb87",
+        quizgate_testkit::API_KEY_ENTRY
+    );
+    let node = node(&[("QUIZGATE_API_KEYS", keys.as_str())]).await?;
+    let def = sample_quiz(1, 10_000).to_string();
+    let json = ("Content-Type", "application/json");
+    let create = |auth: Option<&'static str>| {
+        let def = def.clone();
+        async move {
+            let headers: Vec<(&str, &str)> = std::iter::once(json)
+                .chain(auth.map(|a| ("Authorization", a)))
+                .collect();
+            http_request_with(
+                node.ws_addr,
+                "POST",
+                "/v1/quizzes",
+                &headers,
+                def.as_bytes(),
+            )
+            .await
+        }
+    };
+    let bearer_kit: &'static str = bearer().leak();
+    assert_eq!(create(Some(bearer_kit)).await?.0, 201);
+    assert_eq!(create(Some("Bearer qgk_next")).await?.0, 201);
+    for auth in [None, Some("Bearer qgk_guess"), Some("Basic cWdrX25leHQ=")] {
+        let (status, body) = create(auth).await?;
+        assert_eq!(status, 401, "{auth:?}: {body}");
+        assert!(body.contains("unauthorized"), "{body}");
+    }
+    assert_eq!(refused(&node, "unauthorized").await?, 3);
+    assert!(
+        node.logs()
+            .iter()
+            .any(|l| l.contains("quiz created") && l.contains("\"next\"")),
+        "the key's name is logged with the quiz it created"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_embedded_node_without_keys_is_open_and_says_so() -> Result<()> {
+    let node = node(&[("QUIZGATE_API_KEYS", "")]).await?;
+    let def = sample_quiz(1, 10_000).to_string();
+    let json = [("Content-Type", "application/json")];
+    let (status, body) =
+        http_request_with(node.ws_addr, "POST", "/v1/quizzes", &json, def.as_bytes()).await?;
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        node.logs()
+            .iter()
+            .any(|l| l.contains("anyone who reaches the public port")),
+        "{:?}",
+        node.logs()
+    );
+    Ok(())
+}
+
+/// The `Authorization` value for the kit's API key.
+fn bearer() -> String {
+    format!("Bearer {}", quizgate_testkit::API_KEY)
 }
 
 /// Everything the server sends until it closes (bounded by the kit's wait).
