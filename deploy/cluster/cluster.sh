@@ -17,6 +17,8 @@ REDIS_PORT=$((BASE + 379))
 # The API key that may create quizzes on this local cluster; the nodes get only its hash.
 KEY=${QUIZGATE_API_KEY:-qgk_local_cluster}
 KEY_ENTRY="local:$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)"
+# The key all three nodes sign session tokens with (a resume works on any node).
+SESSION_KEYS=${QUIZGATE_SESSION_KEYS:-"local:$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"}
 
 start() {
   if [ -f "$RUN/pids" ]; then echo "already running (see $RUN/pids); make cluster-stop first" >&2; exit 1; fi
@@ -30,7 +32,7 @@ start() {
   [ -f "$RUN/redis.pid" ] || { echo "redis did not start on port $REDIS_PORT (see $RUN/redis.log)" >&2; rm -f "$RUN/pids"; exit 1; }
   echo "redis $(cat "$RUN/redis.pid")" >> "$RUN/pids"
   for i in 1 2 3; do
-    QUIZGATE_REDIS_URL="redis://127.0.0.1:$REDIS_PORT" QUIZGATE_API_KEYS="$KEY_ENTRY" \
+    QUIZGATE_REDIS_URL="redis://127.0.0.1:$REDIS_PORT" QUIZGATE_API_KEYS="$KEY_ENTRY" QUIZGATE_SESSION_KEYS="$SESSION_KEYS" \
     QUIZGATE_LISTEN="127.0.0.1:$((BASE + i))" QUIZGATE_ADMIN_LISTEN="127.0.0.1:$((BASE + 100 + i))" \
       nohup "$BIN" >> "$RUN/node$i.log" 2>&1 &
     echo "node$i $!" >> "$RUN/pids"

@@ -2,6 +2,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::guard::CreateAccess;
+use crate::session::SessionKeys;
 
 /// Everything a node can be told. Parsing and validation happen in the binary;
 /// these values are already checked.
@@ -49,6 +50,9 @@ pub struct Config {
     pub join_timeout: Duration,
     /// Who may create quizzes.
     pub create_access: CreateAccess,
+    /// The keys that sign and check session tokens; `None`: a random key of
+    /// this node's own (one node only: no other node could check its tokens).
+    pub session_keys: Option<SessionKeys>,
 }
 
 /// Which backplane holds the quizzes.
@@ -98,6 +102,7 @@ impl Default for Config {
             http_body_timeout: Duration::from_secs(10),
             join_timeout: Duration::from_secs(30),
             create_access: CreateAccess::Open,
+            session_keys: None,
         }
     }
 }

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::guard::Unauthorized;
 use crate::node::Node;
+use crate::session::Role as TokenRole;
 
 /// Largest quiz definition a host may post.
 const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -269,9 +270,15 @@ async fn create_quiz(node: &Node, req: Request<Incoming>) -> Reply {
     match node.call(node.backplane.create_quiz(def)).await {
         Ok(created) => {
             tracing::info!(quiz = %created.code, key = key.unwrap_or("(open)"), "quiz created");
+            let host_token = node.sessions.sign(
+                TokenRole::Host,
+                created.code.as_str(),
+                &created.host_token,
+                node.backplane.now_ms(),
+            );
             json_reply(
                 StatusCode::CREATED,
-                &json!({"code": created.code.as_str(), "host_token": created.host_token}),
+                &json!({"code": created.code.as_str(), "host_token": host_token}),
             )
         }
         Err(e) => {

@@ -11,6 +11,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::Config;
 use crate::guard::Origins;
+use crate::session::{SessionKey, SessionKeys};
+
+/// How long a token signed by a node's own random key lives.
+const SESSION_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 use crate::registry::{ConnId, Registry};
 
 /// What every task of a node shares.
@@ -31,6 +35,7 @@ pub(crate) struct Node {
     /// take the last one, as they could by reading the connections gauge.
     pub(crate) connection_slots: Arc<Semaphore>,
     pub(crate) origins: Origins,
+    pub(crate) sessions: SessionKeys,
 }
 
 impl Node {
@@ -53,6 +58,9 @@ impl Node {
             calls: Semaphore::new(config.max_inflight_calls),
             connection_slots: Arc::new(Semaphore::new(config.max_connections)),
             origins: Origins::new(&config.allowed_origins),
+            sessions: config.session_keys.clone().unwrap_or_else(|| {
+                SessionKeys::new(vec![SessionKey::random("local")], SESSION_TTL).expect("one key")
+            }),
             config,
             backplane,
             registry,

@@ -27,5 +27,10 @@ pub const API_KEY: &str = "qgk_testkit";
 pub const API_KEY_ENTRY: &str =
     "testkit:d6ae8f8ca16ce73f53c78bb124c572438b8010fdf9fec7e4327bdee1934097ef";
 
+/// The session key every test node signs with, unless a test sets
+/// `QUIZGATE_SESSION_KEYS` itself: all nodes of a test cluster share it.
+pub const SESSION_KEYS: &str =
+    "test:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
 /// How long any single wait in a test may take before it fails.
 pub const WAIT: std::time::Duration = std::time::Duration::from_secs(10);

@@ -37,6 +37,9 @@ impl NodeProcess {
         if !sets_access {
             cmd.env("QUIZGATE_API_KEYS", crate::API_KEY_ENTRY);
         }
+        if !env.iter().any(|(k, _)| *k == "QUIZGATE_SESSION_KEYS") {
+            cmd.env("QUIZGATE_SESSION_KEYS", crate::SESSION_KEYS);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use clap::Parser;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use quizgate_gateway::{ApiKey, BackplaneConfig, Config, CreateAccess, Server};
+use quizgate_gateway::{
+    ApiKey, BackplaneConfig, Config, CreateAccess, MIN_SECRET_BYTES, Server, SessionKey,
+    SessionKeys,
+};
 use quizgate_telemetry::LogFormat;
 use tokio_util::sync::CancellationToken;
 
@@ -107,7 +110,7 @@ struct Cli {
     #[arg(long, env = "QUIZGATE_JOIN_TIMEOUT", default_value = "30s", value_parser = duration)]
     join_timeout: Duration,
     /// Hashed API keys that may create quizzes, comma-separated
-    /// `name:sha256-hex` entries (make one with `quizgate keygen NAME`).
+    /// `name:sha256-hex` entries (make one with `quizgate keygen api NAME`).
     /// Several at once, so that keys can rotate.
     #[arg(
         long,
@@ -121,6 +124,21 @@ struct Cli {
     /// unless this is set.
     #[arg(long, env = "QUIZGATE_OPEN_CREATE", default_value_t = false, action = clap::ArgAction::Set)]
     open_create: bool,
+    /// Keys that sign session tokens, comma-separated `id:secret-hex` entries
+    /// (make one with `quizgate keygen session ID`): the first signs, all
+    /// verify. Every node of a cluster needs the same. Unset: an embedded node
+    /// draws a random key; a Redis-backed one refuses to start.
+    #[arg(
+        long,
+        env = "QUIZGATE_SESSION_KEYS",
+        value_delimiter = ',',
+        default_value = "",
+        hide_env_values = true
+    )]
+    session_keys: Vec<String>,
+    /// How long a session token (player or host) is accepted after it is issued.
+    #[arg(long, env = "QUIZGATE_SESSION_TTL", default_value = "24h", value_parser = duration)]
+    session_ttl: Duration,
     /// Events kept per quiz for resume.
     #[arg(long, env = "QUIZGATE_EVENT_LOG_CAPACITY", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(16..=1_000_000))]
     event_log_capacity: u32,
@@ -128,11 +146,24 @@ struct Cli {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
-    /// Makes a new API key: prints the key (for the host application, shown
-    /// once) and its QUIZGATE_API_KEYS entry (for the nodes).
-    Keygen {
+    /// Makes a new random key and prints it.
+    #[command(subcommand)]
+    Keygen(Keygen),
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Keygen {
+    /// An API key: prints the key (for the host application, shown once) and
+    /// its QUIZGATE_API_KEYS entry (for the nodes: a hash, not the key).
+    Api {
         /// A name for the key, shown in logs: 1 to 64 of A-Z a-z 0-9 - _ .
         name: String,
+    },
+    /// A session key: prints its QUIZGATE_SESSION_KEYS entry (secret: give it
+    /// to every node of the cluster, and to nothing else).
+    Session {
+        /// The key's id, carried in every token it signs: 1 to 16 of A-Z a-z 0-9 - _
+        id: String,
     },
 }
 
@@ -151,6 +182,7 @@ impl Cli {
             ("QUIZGATE_REDIS_COMMAND_TIMEOUT", self.redis_command_timeout),
             ("QUIZGATE_HTTP_BODY_TIMEOUT", self.http_body_timeout),
             ("QUIZGATE_JOIN_TIMEOUT", self.join_timeout),
+            ("QUIZGATE_SESSION_TTL", self.session_ttl),
         ];
         if let Some(bad) = self.allowed_origins.iter().find(|o| !is_origin(o)) {
             return Err(format!(
@@ -191,6 +223,19 @@ impl Cli {
             }
             (true, false) => CreateAccess::Open,
         };
+        let session_keys = self
+            .session_keys
+            .iter()
+            .filter(|e| !e.trim().is_empty())
+            .map(|e| SessionKey::parse(e))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("invalid QUIZGATE_SESSION_KEYS: {e}"))?;
+        if session_keys.is_empty() && self.redis_url.is_some() {
+            return Err("QUIZGATE_SESSION_KEYS is unset: every node of a Redis-backed cluster needs the same \
+                 session key to check the others' tokens (quizgate keygen session ID)"
+                .into());
+        }
+        let session_keys = SessionKeys::new(session_keys, self.session_ttl);
         Ok(Config {
             listen: self.listen,
             admin_listen: self.admin_listen,
@@ -239,6 +284,7 @@ impl Cli {
             http_body_timeout: self.http_body_timeout,
             join_timeout: self.join_timeout,
             create_access,
+            session_keys,
         })
     }
 }
@@ -305,8 +351,8 @@ fn main() -> ExitCode {
             return ExitCode::from(EX_USAGE);
         }
     };
-    if let Some(Command::Keygen { name }) = &cli.command {
-        return keygen(name);
+    if let Some(Command::Keygen(what)) = &cli.command {
+        return keygen(what);
     }
     let (log, log_format) = (cli.log.clone(), cli.log_format);
     let config = match cli.into_config() {
@@ -333,25 +379,40 @@ fn main() -> ExitCode {
     runtime.block_on(serve(config))
 }
 
-/// `quizgate keygen NAME`: a new random API key and its configuration entry.
-fn keygen(name: &str) -> ExitCode {
+/// `quizgate keygen api NAME` / `quizgate keygen session ID`.
+fn keygen(what: &Keygen) -> ExitCode {
     use rand::RngCore;
-    let mut bytes = [0u8; 32];
+    let mut bytes = [0u8; MIN_SECRET_BYTES];
     rand::rng().fill_bytes(&mut bytes);
-    let key: String = std::iter::once("qgk_".to_owned())
-        .chain(bytes.iter().map(|b| format!("{b:02x}")))
-        .collect();
-    let entry = ApiKey::entry(name, &key);
-    if let Err(e) = ApiKey::parse(&entry) {
-        eprintln!("quizgate: {e}");
-        return ExitCode::from(EX_USAGE);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    match what {
+        Keygen::Api { name } => {
+            let key = format!("qgk_{hex}");
+            let entry = ApiKey::entry(name, &key);
+            if let Err(e) = ApiKey::parse(&entry) {
+                eprintln!("quizgate: {e}");
+                return ExitCode::from(EX_USAGE);
+            }
+            println!("key:   {key}");
+            println!("entry: {entry}");
+            eprintln!(
+                "Give the key to the host application (Authorization: Bearer <key>); it is not stored anywhere.\n\
+                 Add the entry to QUIZGATE_API_KEYS (comma-separated) on every node."
+            );
+        }
+        Keygen::Session { id } => {
+            let entry = format!("{id}:{hex}");
+            if let Err(e) = SessionKey::parse(&entry) {
+                eprintln!("quizgate: {e}");
+                return ExitCode::from(EX_USAGE);
+            }
+            println!("entry: {entry}");
+            eprintln!(
+                "Put the entry first in QUIZGATE_SESSION_KEYS on every node; keep the previous key after it\n\
+                 until QUIZGATE_SESSION_TTL has passed, then remove it. Keep it secret."
+            );
+        }
     }
-    println!("key:   {key}");
-    println!("entry: {entry}");
-    eprintln!(
-        "Give the key to the host application (Authorization: Bearer <key>); it is not stored anywhere.\n\
-         Add the entry to QUIZGATE_API_KEYS (comma-separated) on every node."
-    );
     ExitCode::SUCCESS
 }
 

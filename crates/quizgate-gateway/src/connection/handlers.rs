@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use quizgate_backplane::{JoinResult, ResumeResult, SessionToken};
+
+use crate::session::{Refused, Role as TokenRole};
 use quizgate_domain::{
     AnswerOutcome, CommandOutcome, HostCommand, JoinCode, JoinRefused, QuizSnapshot,
     validate_nickname,
@@ -136,7 +138,12 @@ impl Connection {
                     let session = *session;
                     let mut welcome = Self::welcome(&room, Role::Player, session.snapshot, rid);
                     welcome.player_id = Some(session.player_id);
-                    welcome.token = Some(session.token);
+                    welcome.token = Some(self.node.sessions.sign(
+                        TokenRole::Player,
+                        code.as_str(),
+                        &session.token,
+                        self.node.backplane.now_ms(),
+                    ));
                     let seq = welcome.quiz.seq;
                     let step = self.send_welcome(welcome).await;
                     self.wire.go_live(seq);
@@ -168,10 +175,18 @@ impl Connection {
     }
 
     async fn on_resume(&mut self, token: &str, last_seq: u64, rid: Option<u64>) -> Step {
-        let Some(token) = SessionToken::parse(token) else {
-            return self
-                .error(ErrorCode::InvalidToken, "not a session token", rid)
-                .await;
+        // The signature first: a forged, expired or altered token costs no
+        // backplane call.
+        let player_code =
+            |inner: &str| SessionToken::parse(inner).map(|t| t.code.as_str().to_owned());
+        let now = self.node.backplane.now_ms();
+        let checked = self
+            .node
+            .sessions
+            .verify(TokenRole::Player, player_code, token, now);
+        let Some(token) = checked.ok().and_then(SessionToken::parse) else {
+            let why = checked.err().unwrap_or(Refused::Malformed);
+            return self.invalid_token(why, rid).await;
         };
         let room = match self.enter(&token.code, rid).await {
             Ok(room) => room,
@@ -217,6 +232,16 @@ impl Connection {
             Ok(code) => code,
             Err(step) => return step,
         };
+        let now = self.node.backplane.now_ms();
+        let host_code = |_: &str| Some(code.as_str().to_owned());
+        let token = match self
+            .node
+            .sessions
+            .verify(TokenRole::Host, host_code, token, now)
+        {
+            Ok(inner) => inner,
+            Err(why) => return self.invalid_token(why, rid).await,
+        };
         let room = match self.enter(&code, rid).await {
             Ok(room) => room,
             Err(step) => return step,
@@ -243,6 +268,13 @@ impl Connection {
                 self.backplane_error(&e, rid).await
             }
         }
+    }
+
+    /// Refuses a token that failed its signature check, counted.
+    async fn invalid_token(&mut self, why: Refused, rid: Option<u64>) -> Step {
+        self.node.refuse("token");
+        self.error(ErrorCode::InvalidToken, why.message(), rid)
+            .await
     }
 
     /// A reconnecting client's welcome, then the events it missed (after

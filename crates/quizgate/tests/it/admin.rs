@@ -82,6 +82,7 @@ async fn bad_settings_stop_start_up_with_64_naming_the_setting() -> Result<()> {
             "QUIZGATE_ALLOWED_ORIGINS",
         ),
         ("QUIZGATE_JOIN_TIMEOUT", "0s", "QUIZGATE_JOIN_TIMEOUT"),
+        ("QUIZGATE_SESSION_KEYS", "k1:abcd", "QUIZGATE_SESSION_KEYS"),
         // Checked before Redis is reached: a cluster never starts open by mistake.
         (
             "QUIZGATE_REDIS_URL",
@@ -98,6 +99,24 @@ async fn bad_settings_stop_start_up_with_64_naming_the_setting() -> Result<()> {
         assert_eq!(out.status.code(), Some(64), "{name}={value}: {stderr}");
         assert!(stderr.contains(named), "{name}={value}: {stderr}");
     }
+    let no_session_key = tokio::process::Command::new(BIN)
+        .env("QUIZGATE_API_KEYS", quizgate_testkit::API_KEY_ENTRY)
+        .env("QUIZGATE_REDIS_URL", "redis://127.0.0.1:1")
+        .output()
+        .await?;
+    let stderr = String::from_utf8_lossy(&no_session_key.stderr);
+    assert_eq!(no_session_key.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("QUIZGATE_SESSION_KEYS"), "{stderr}");
+    let leaky = tokio::process::Command::new(BIN)
+        .env("QUIZGATE_SESSION_KEYS", "a-secret-without-its-id")
+        .output()
+        .await?;
+    let stderr = String::from_utf8_lossy(&leaky.stderr);
+    assert_eq!(leaky.status.code(), Some(64), "{stderr}");
+    assert!(
+        !stderr.contains("a-secret"),
+        "a key is never echoed: {stderr}"
+    );
     let both = tokio::process::Command::new(BIN)
         .env("QUIZGATE_API_KEYS", quizgate_testkit::API_KEY_ENTRY)
         .env("QUIZGATE_OPEN_CREATE", "true")

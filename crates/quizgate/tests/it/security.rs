@@ -13,7 +13,9 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::{host, node, player, raw_close_code, raw_websocket, reply};
+use crate::support::{
+    expect_error, host, node, player, raw_close_code, raw_websocket, redis_node, reply, resume,
+};
 
 /// A host and a player in a started quiz: the legitimate traffic that an
 /// attack beside it must not slow down.
@@ -314,6 +316,89 @@ async fn an_embedded_node_without_keys_is_open_and_says_so() -> Result<()> {
         node.logs()
     );
     Ok(())
+}
+
+#[tokio::test]
+async fn forged_expired_and_foreign_tokens_never_reach_redis() -> Result<()> {
+    let redis = quizgate_testkit::RedisServer::start_ephemeral().await?;
+    let node = redis_node(&redis.url(), &[("QUIZGATE_SESSION_TTL", "2s")]).await?;
+    let addr = node.ws_addr;
+    let (one, one_host) = create_quiz(addr, &sample_quiz(2, 60_000)).await?;
+    let (two, two_host) = create_quiz(addr, &sample_quiz(2, 60_000)).await?;
+    let (_ann, welcome) = player(addr, Encoding::Json, &one, "ann").await?;
+    let ann = welcome.token.context("a player's welcome has a token")?;
+    let (_bob, welcome) = player(addr, Encoding::Json, &two, "bob").await?;
+    let bob = welcome.token.context("token")?;
+
+    // The same quiz from another cluster: same key id, another secret.
+    let other_redis = quizgate_testkit::RedisServer::start_ephemeral().await?;
+    let other_key = "test:ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+    let other = redis_node(&other_redis.url(), &[("QUIZGATE_SESSION_KEYS", other_key)]).await?;
+    let (_, foreign_host) = create_quiz(other.ws_addr, &sample_quiz(1, 60_000)).await?;
+
+    let scripts = || async { evalsha_calls(&redis).await };
+    let before = scripts().await?;
+    let mut c = Client::connect(addr, Encoding::Json).await?;
+    let forged_player = ann.replacen(".1.", ".2.", 1);
+    let cases = [
+        (
+            json!({"t": "resume", "token": forged_player, "last_seq": 0}),
+            "forged",
+        ),
+        (
+            json!({"t": "resume", "token": "ABC234.1.00", "last_seq": 0}),
+            "not a session token",
+        ),
+        (
+            json!({"t": "host", "code": one, "token": two_host}),
+            "another quiz",
+        ),
+        (
+            json!({"t": "host", "code": one, "token": ann}),
+            "another quiz",
+        ),
+        (
+            json!({"t": "resume", "token": one_host, "last_seq": 0}),
+            "not a session token",
+        ),
+        (
+            json!({"t": "host", "code": one, "token": foreign_host}),
+            "forged",
+        ),
+    ];
+    for (frame, want) in cases {
+        c.send(frame.clone()).await?;
+        let message = expect_error(&mut c, "invalid_token").await?;
+        assert!(message.contains(want), "{frame}: {message}");
+    }
+    assert_eq!(scripts().await?, before, "no Redis call for a bad token");
+    assert_eq!(refused(&node, "token").await?, 6);
+
+    // A genuine token works until its expiry, then never again.
+    resume(addr, Encoding::Json, &bob, 0).await?;
+    let (mut host, _) = host(addr, &one, &one_host).await?;
+    host.send(json!({"t": "ping"})).await?;
+    quizgate_testkit::wait_until("the token expires", Duration::from_secs(5), || async {
+        let mut c = Client::connect(addr, Encoding::Json).await?;
+        c.send(json!({"t": "resume", "token": bob, "last_seq": 0}))
+            .await?;
+        match reply(&mut c).await? {
+            ServerFrame::Error { message, .. } if message.contains("expired") => Ok(()),
+            other => bail!("{other:?}"),
+        }
+    })
+    .await?;
+    Ok(())
+}
+
+/// How many scripts Redis ran (every quiz rule is one `EVALSHA`).
+async fn evalsha_calls(redis: &quizgate_testkit::RedisServer) -> Result<u64> {
+    let stats = redis.cli(&["INFO", "commandstats"]).await?;
+    Ok(stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(Ok(0), str::parse)?)
 }
 
 /// The `Authorization` value for the kit's API key.
