@@ -78,7 +78,9 @@ class Cluster:
                    QUIZGATE_LOG="warn", QUIZGATE_FRAMES_PER_SECOND="1000",
                    QUIZGATE_QUIZ_IDLE_TTL="1h",
                    QUIZGATE_API_KEYS="bench:" + hashlib.sha256(API_KEY.encode()).hexdigest(),
-                   QUIZGATE_SESSION_KEYS="bench:" + "ab" * 32)
+                   QUIZGATE_SESSION_KEYS="bench:" + "ab" * 32,
+                   # The generator's players come from a few loopback addresses: lift the per-address limits.
+                   QUIZGATE_MAX_CONNECTIONS_PER_ADDRESS="1000000", QUIZGATE_JOINS_PER_ADDRESS="1000000")
         # BENCH_NODE_ENV="A=1 B=2": extra settings for the nodes only (e.g. TOKIO_WORKER_THREADS), to compare.
         env.update(kv.split("=", 1) for kv in os.environ.get("BENCH_NODE_ENV", "").split())
         p = subprocess.Popen([NODE], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -775,7 +777,8 @@ def write(report, path):
     L.append("rewrites this file from them without measuring; `BENCH_PEERS=quizgate.jsonl,socketio.jsonl` adds the side-by-side")
     L.append("answers table from the peers harness (the files used are kept in `loadtest/peers/`); `BENCH_NODE_ENV=\"A=1 B=2\"` gives the")
     L.append("nodes (only) extra settings, to compare one against the default. The peers harness's loadgen creates its quizzes")
-    L.append("without an API key: run it with `QUIZGATE_SETTINGS=\"QUIZGATE_OPEN_CREATE=true QUIZGATE_SESSION_KEYS=peers:<64 hex>\"` (docs/security.md).")
+    L.append("without an API key: run it with `QUIZGATE_SETTINGS=\"QUIZGATE_OPEN_CREATE=true QUIZGATE_SESSION_KEYS=peers:<64 hex>\"")
+    L.append("QUIZGATE_MAX_CONNECTIONS_PER_ADDRESS=1000000 QUIZGATE_JOINS_PER_ADDRESS=1000000\"` (docs/security.md).")
     with open(path, "w") as f:
         f.write("\n".join(L) + "\n")
 

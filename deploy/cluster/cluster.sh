@@ -18,6 +18,8 @@ REDIS_PORT=$((BASE + 379))
 KEY=${QUIZGATE_API_KEY:-qgk_local_cluster}
 KEY_ENTRY="local:$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)"
 # The key all three nodes sign session tokens with (a resume works on any node).
+# Every client of this loopback cluster is 127.0.0.1 behind HAProxy, so the
+# per-address limits are lifted unless told otherwise (docs/security.md).
 SESSION_KEYS=${QUIZGATE_SESSION_KEYS:-"local:$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"}
 
 start() {
@@ -33,6 +35,8 @@ start() {
   echo "redis $(cat "$RUN/redis.pid")" >> "$RUN/pids"
   for i in 1 2 3; do
     QUIZGATE_REDIS_URL="redis://127.0.0.1:$REDIS_PORT" QUIZGATE_API_KEYS="$KEY_ENTRY" QUIZGATE_SESSION_KEYS="$SESSION_KEYS" \
+    QUIZGATE_MAX_CONNECTIONS_PER_ADDRESS=${QUIZGATE_MAX_CONNECTIONS_PER_ADDRESS:-100000} \
+    QUIZGATE_JOINS_PER_ADDRESS=${QUIZGATE_JOINS_PER_ADDRESS:-100000} \
     QUIZGATE_LISTEN="127.0.0.1:$((BASE + i))" QUIZGATE_ADMIN_LISTEN="127.0.0.1:$((BASE + 100 + i))" \
       nohup "$BIN" >> "$RUN/node$i.log" 2>&1 &
     echo "node$i $!" >> "$RUN/pids"

@@ -1,7 +1,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::guard::CreateAccess;
+use crate::guard::{AddressLimits, CreateAccess};
 use crate::session::SessionKeys;
 
 /// Everything a node can be told. Parsing and validation happen in the binary;
@@ -50,6 +50,8 @@ pub struct Config {
     pub join_timeout: Duration,
     /// Who may create quizzes.
     pub create_access: CreateAccess,
+    /// What one client address may hold and do.
+    pub address_limits: AddressLimits,
     /// The keys that sign and check session tokens; `None`: a random key of
     /// this node's own (one node only: no other node could check its tokens).
     pub session_keys: Option<SessionKeys>,
@@ -102,6 +104,7 @@ impl Default for Config {
             http_body_timeout: Duration::from_secs(10),
             join_timeout: Duration::from_secs(30),
             create_access: CreateAccess::Open,
+            address_limits: AddressLimits::default(),
             session_keys: None,
         }
     }

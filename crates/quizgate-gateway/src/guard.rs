@@ -1,9 +1,225 @@
 //! What the node lets in before any quiz rule is asked: which browser origins,
-//! which operators may create quizzes. Each refusal is counted in
-//! `refused_total` by reason.
+//! which operators may create quizzes, how much one client address may do.
+//! Each refusal is counted in `refused_total` by reason.
 
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tokio::time::Instant;
+
+/// What a failed join-code lookup (or a refused token) costs, in joins.
+pub(crate) const FAILED_LOOKUP_COST: f64 = 10.0;
+/// An address with no connection and no activity for this long is forgotten.
+const ADDRESS_IDLE: Duration = Duration::from_secs(120);
+
+/// Per-address limits (`QUIZGATE_*_PER_ADDRESS`).
+#[derive(Debug, Clone, Copy)]
+pub struct AddressLimits {
+    /// Open client connections (WebSocket and HTTP) from one address.
+    pub connections: u32,
+    /// `join`, `resume` and `host` attempts per second (bursts of ten
+    /// seconds' worth); a failed lookup costs [`FAILED_LOOKUP_COST`].
+    pub joins_per_second: u32,
+    /// Quiz creations per minute (bursts of a minute's worth).
+    pub creates_per_minute: u32,
+}
+
+impl Default for AddressLimits {
+    fn default() -> Self {
+        Self {
+            connections: 1000,
+            joins_per_second: 100,
+            creates_per_minute: 30,
+        }
+    }
+}
+
+/// Where a client comes from, as far as limits go: an IPv4 address, or the
+/// /64 an IPv6 address belongs to (one host usually has a whole /64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum AddressKey {
+    V4(u32),
+    /// The top 64 bits.
+    V6(u64),
+}
+
+impl AddressKey {
+    pub(crate) fn of(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(v4) => Self::V4(u32::from(v4)),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self::V4(u32::from(v4)),
+                None => Self::V6((u128::from(v6) >> 64) as u64),
+            },
+        }
+    }
+}
+
+/// What each client address holds and may still do.
+#[derive(Debug)]
+pub(crate) struct Addresses {
+    limits: AddressLimits,
+    seen: DashMap<AddressKey, Usage>,
+}
+
+#[derive(Debug)]
+struct Usage {
+    connections: u32,
+    joins: TokenBucket,
+    creates: TokenBucket,
+    touched: Instant,
+}
+
+/// What an open client connection holds: a slot of the node's and one of its
+/// address's, both released when it closes.
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    pub(crate) key: AddressKey,
+    _node: tokio::sync::OwnedSemaphorePermit,
+    _address: AddressSlot,
+}
+
+impl Admitted {
+    pub(crate) fn new(
+        key: AddressKey,
+        node: tokio::sync::OwnedSemaphorePermit,
+        address: AddressSlot,
+    ) -> Self {
+        Self {
+            key,
+            _node: node,
+            _address: address,
+        }
+    }
+}
+
+/// One connection's place among its address's: released on drop.
+#[derive(Debug)]
+pub(crate) struct AddressSlot {
+    addresses: Arc<Addresses>,
+    key: AddressKey,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        if let Some(mut usage) = self.addresses.seen.get_mut(&self.key) {
+            usage.connections = usage.connections.saturating_sub(1);
+            usage.touched = Instant::now();
+        }
+    }
+}
+
+impl Addresses {
+    pub(crate) fn new(limits: AddressLimits) -> Self {
+        Self {
+            limits,
+            seen: DashMap::new(),
+        }
+    }
+
+    fn usage(&self, key: AddressKey) -> dashmap::mapref::one::RefMut<'_, AddressKey, Usage> {
+        let limits = self.limits;
+        let mut usage = self.seen.entry(key).or_insert_with(|| {
+            let joins = f64::from(limits.joins_per_second);
+            let creates = f64::from(limits.creates_per_minute) / 60.0;
+            Usage {
+                connections: 0,
+                joins: TokenBucket::new(joins, 10.0 * joins),
+                creates: TokenBucket::new(creates, f64::from(limits.creates_per_minute)),
+                touched: Instant::now(),
+            }
+        });
+        usage.touched = Instant::now();
+        usage
+    }
+
+    /// A connection slot for this address, or `None` if it holds its limit.
+    pub(crate) fn connect(self: &Arc<Self>, key: AddressKey) -> Option<AddressSlot> {
+        let mut usage = self.usage(key);
+        if usage.connections >= self.limits.connections {
+            return None;
+        }
+        usage.connections += 1;
+        Some(AddressSlot {
+            addresses: Arc::clone(self),
+            key,
+        })
+    }
+
+    /// Takes one join attempt; false if the address is over its rate.
+    pub(crate) fn join(&self, key: AddressKey) -> bool {
+        self.usage(key).joins.take(1.0)
+    }
+
+    /// Charges the rest of a failed lookup's cost (the attempt was taken).
+    pub(crate) fn lookup_failed(&self, key: AddressKey) {
+        self.usage(key).joins.charge(FAILED_LOOKUP_COST - 1.0);
+    }
+
+    /// Takes one quiz creation; false if the address is over its rate.
+    pub(crate) fn create(&self, key: AddressKey) -> bool {
+        self.usage(key).creates.take(1.0)
+    }
+
+    /// Forgets addresses that hold nothing and did nothing for a while.
+    pub(crate) fn sweep(&self) {
+        self.seen
+            .retain(|_, u| u.connections > 0 || u.touched.elapsed() < ADDRESS_IDLE);
+    }
+
+    pub(crate) fn tracked(&self) -> usize {
+        self.seen.len()
+    }
+}
+
+/// `rate` tokens per second, at most `burst` saved up.
+#[derive(Debug)]
+pub(crate) struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    pub(crate) fn new(rate: f64, burst: f64) -> Self {
+        let burst = burst.max(1.0);
+        Self {
+            rate,
+            burst,
+            tokens: burst,
+            last: Instant::now(),
+        }
+    }
+
+    fn refill(&mut self) {
+        let now = Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+        self.last = now;
+    }
+
+    /// Takes `n` tokens if there are that many.
+    pub(crate) fn take(&mut self, n: f64) -> bool {
+        self.refill();
+        if self.tokens >= n {
+            self.tokens -= n;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Takes `n` tokens whatever is left: the bucket may go into debt.
+    pub(crate) fn charge(&mut self, n: f64) {
+        self.refill();
+        self.tokens -= n;
+    }
+}
 
 /// The browser origins allowed to open a WebSocket or create a quiz
 /// (`QUIZGATE_ALLOWED_ORIGINS`). Native clients send no `Origin` and are always
@@ -144,6 +360,61 @@ pub(crate) fn from_hex(hex: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn token_bucket_allows_bursts_then_the_rate() {
+        let mut b = TokenBucket::new(5.0, 10.0);
+        assert_eq!((0..12).filter(|_| b.take(1.0)).count(), 10, "the burst");
+        tokio::time::advance(Duration::from_millis(1000)).await;
+        assert_eq!((0..12).filter(|_| b.take(1.0)).count(), 5, "then the rate");
+        b.charge(10.0);
+        tokio::time::advance(Duration::from_millis(1000)).await;
+        assert!(!b.take(1.0), "a debt is paid back before anything else");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_address_holds_its_connections_and_pays_for_failed_lookups() {
+        let limits = AddressLimits {
+            connections: 2,
+            joins_per_second: 1,
+            creates_per_minute: 60,
+        };
+        let addresses = Arc::new(Addresses::new(limits));
+        let a = AddressKey::of("127.0.0.2".parse().expect("ip"));
+        let b = AddressKey::of("::ffff:127.0.0.3".parse().expect("ip"));
+        let (s1, s2) = (addresses.connect(a), addresses.connect(a));
+        assert!(s1.is_some() && s2.is_some());
+        assert!(
+            addresses.connect(a).is_none(),
+            "a third from the same address"
+        );
+        let sb = addresses.connect(b);
+        assert!(sb.is_some(), "another address is not affected");
+        drop(s1);
+        let s3 = addresses.connect(a);
+        assert!(s3.is_some(), "a slot comes back on close");
+        // 10 joins of burst; a failed lookup costs 10 of them.
+        assert!(addresses.join(a));
+        addresses.lookup_failed(a);
+        assert!(!addresses.join(a), "the failure used the burst up");
+        assert!(addresses.join(b));
+        // Idle addresses are forgotten; ones with connections are kept.
+        tokio::time::advance(ADDRESS_IDLE + Duration::from_secs(1)).await;
+        addresses.sweep();
+        assert_eq!(addresses.tracked(), 2, "both still hold a connection");
+        drop((s2, s3, sb));
+        addresses.sweep();
+        assert_eq!(addresses.tracked(), 2, "just closed: not idle yet");
+        let six = Arc::new(Addresses::new(limits));
+        let v6a = AddressKey::of("2001:db8::1".parse().expect("ip"));
+        let v6b = AddressKey::of("2001:db8::2".parse().expect("ip"));
+        assert_eq!(v6a, v6b, "one /64 is one address");
+        assert_ne!(v6a, AddressKey::of("2001:db8:0:1::1".parse().expect("ip")));
+        drop(six.connect(v6a));
+        tokio::time::advance(ADDRESS_IDLE + Duration::from_secs(1)).await;
+        six.sweep();
+        assert_eq!(six.tracked(), 0);
+    }
 
     #[test]
     fn api_keys_are_checked_by_their_hash() {

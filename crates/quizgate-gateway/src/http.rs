@@ -19,10 +19,9 @@ use quizgate_domain::{DomainError, QuizDefinition};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
-use crate::guard::Unauthorized;
+use crate::guard::{AddressKey, Admitted, Unauthorized};
 use crate::node::Node;
 use crate::session::Role as TokenRole;
 
@@ -31,28 +30,35 @@ const MAX_BODY_BYTES: usize = 256 * 1024;
 
 type Reply = Response<Full<Bytes>>;
 
-/// Serves one public HTTP connection. `_slot` is its place among the node's
-/// client connections (`QUIZGATE_MAX_CONNECTIONS`), held until it closes.
+/// Serves one public HTTP connection; `admitted` (its slots among the node's
+/// and its address's connections) is held until it closes.
 pub(crate) async fn serve_public(
     node: Arc<Node>,
     stream: TcpStream,
-    _slot: OwnedSemaphorePermit,
+    admitted: Admitted,
     stop: CancellationToken,
 ) {
     let header_timeout = node.config.handshake_timeout;
+    let key = admitted.key;
     let svc = service_fn(move |req| {
         let node = Arc::clone(&node);
-        async move { Ok::<_, Infallible>(public(node, req).await) }
+        async move { Ok::<_, Infallible>(public(node, key, req).await) }
     });
+    // Moved into the connection's future: released when it ends.
+    let _admitted = admitted;
     serve(stream, svc, header_timeout, stop).await;
 }
 
-/// Answers a connection that found the node full, without reading its request.
-pub(crate) async fn refuse_full(mut stream: TcpStream) {
-    let body = json!({"error": "unavailable", "message": "node at its connection limit, retry"})
-        .to_string();
+/// Answers a connection that may not be served (the node or its address is
+/// at its connection limit), without reading its request.
+pub(crate) async fn refuse(mut stream: TcpStream, status: u16, message: &str) {
+    let (reason, code) = match status {
+        429 => ("Too Many Requests", "rate_limited"),
+        _ => ("Service Unavailable", "unavailable"),
+    };
+    let body = json!({"error": code, "message": message}).to_string();
     let reply = format!(
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
          Retry-After: 1\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
@@ -145,6 +151,7 @@ fn admin(node: &Node, req: &Request<Incoming>) -> Reply {
             node.metrics
                 .client_connections
                 .set(node.config.max_connections.saturating_sub(free) as i64);
+            node.metrics.addresses.set(node.addresses.tracked() as i64);
             let mut resp = text(StatusCode::OK, &node.metrics.render());
             resp.headers_mut().insert(
                 CONTENT_TYPE,
@@ -161,9 +168,9 @@ fn admin(node: &Node, req: &Request<Incoming>) -> Reply {
     }
 }
 
-async fn public(node: Arc<Node>, req: Request<Incoming>) -> Reply {
+async fn public(node: Arc<Node>, key: AddressKey, req: Request<Incoming>) -> Reply {
     match (req.method(), req.uri().path()) {
-        (&Method::POST, "/v1/quizzes") => create_quiz(&node, req).await,
+        (&Method::POST, "/v1/quizzes") => create_quiz(&node, key, req).await,
         (_, "/v1/quizzes") => error(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
@@ -178,7 +185,7 @@ async fn public(node: Arc<Node>, req: Request<Incoming>) -> Reply {
     }
 }
 
-async fn create_quiz(node: &Node, req: Request<Incoming>) -> Reply {
+async fn create_quiz(node: &Node, address: AddressKey, req: Request<Incoming>) -> Reply {
     if !node
         .origins
         .allows(req.headers().get(ORIGIN).map(|v| v.as_bytes()))
@@ -207,6 +214,19 @@ async fn create_quiz(node: &Node, req: Request<Incoming>) -> Reply {
             return reply;
         }
     };
+    if !node.addresses.create(address) {
+        node.refuse("address_creations");
+        let mut reply = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many quizzes created from your address: see QUIZGATE_CREATES_PER_ADDRESS",
+        );
+        reply.headers_mut().insert(
+            hyper::header::RETRY_AFTER,
+            hyper::header::HeaderValue::from_static("2"),
+        );
+        return reply;
+    }
     if !is_json(req.headers().get(CONTENT_TYPE)) {
         node.refuse("content_type");
         return error(

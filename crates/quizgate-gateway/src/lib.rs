@@ -25,6 +25,6 @@ mod wire;
 
 pub use config::{BackplaneConfig, Config};
 pub use error::GatewayError;
-pub use guard::{ApiKey, CreateAccess};
+pub use guard::{AddressLimits, ApiKey, CreateAccess};
 pub use server::Server;
 pub use session::{MIN_SECRET_BYTES, SessionKey, SessionKeys};

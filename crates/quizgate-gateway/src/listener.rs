@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
 use tokio_util::sync::CancellationToken;
 
 use crate::close::{Why, close};
+use crate::guard::{AddressKey, AddressSlot, Admitted};
 use crate::node::Node;
 use crate::wire::{Wire, WireStream};
 
@@ -30,11 +31,12 @@ pub(crate) async fn accept(
             r = listener.accept() => r,
         };
         match accepted {
-            Ok((stream, _peer)) => {
+            Ok((stream, peer)) => {
                 let node2 = Arc::clone(&node);
                 let drain = drain.clone();
+                let key = AddressKey::of(peer.ip());
                 node.tasks
-                    .spawn(async move { handle(node2, stream, drain).await });
+                    .spawn(async move { handle(node2, stream, key, drain).await });
             }
             Err(e) => {
                 // Out of file descriptors, mostly: back off instead of spinning.
@@ -45,18 +47,27 @@ pub(crate) async fn accept(
     }
 }
 
-async fn handle(node: Arc<Node>, stream: TcpStream, drain: CancellationToken) {
+async fn handle(node: Arc<Node>, stream: TcpStream, key: AddressKey, drain: CancellationToken) {
     let _ = stream.set_nodelay(true);
-    // Every client connection holds a slot, HTTP ones too: idle or slow HTTP
-    // connections cannot pile up beside the WebSockets.
+    // Every client connection holds a slot of the node's and one of its
+    // address's, HTTP ones too: idle or slow HTTP connections cannot pile up
+    // beside the WebSockets, and one address cannot take every slot.
     let slot = Arc::clone(&node.connection_slots).try_acquire_owned().ok();
+    let address = node.addresses.connect(key);
     match timeout(node.config.handshake_timeout, is_websocket(&stream)).await {
-        Ok(Ok(true)) => websocket(node, stream, slot, drain).await,
-        Ok(Ok(false)) => match slot {
-            Some(slot) => crate::http::serve_public(node, stream, slot, drain).await,
-            None => {
+        Ok(Ok(true)) => websocket(node, stream, key, slot, address, drain).await,
+        Ok(Ok(false)) => match (slot, address) {
+            (Some(slot), Some(address)) => {
+                let admitted = Admitted::new(key, slot, address);
+                crate::http::serve_public(node, stream, admitted, drain).await;
+            }
+            (None, _) => {
                 node.metrics.handshakes.with_label_values(&["full"]).inc();
-                crate::http::refuse_full(stream).await;
+                crate::http::refuse(stream, 503, "node at its connection limit, retry").await;
+            }
+            (Some(_), None) => {
+                node.refuse("address_connections");
+                crate::http::refuse(stream, 429, TOO_MANY_CONNECTIONS).await;
             }
         },
         _ => node
@@ -66,6 +77,9 @@ async fn handle(node: Arc<Node>, stream: TcpStream, drain: CancellationToken) {
             .inc(),
     }
 }
+
+const TOO_MANY_CONNECTIONS: &str =
+    "too many connections from your address: see QUIZGATE_MAX_CONNECTIONS_PER_ADDRESS";
 
 /// Peeks (without consuming) at the request line: `GET /ws` goes to the
 /// WebSocket handshake, everything else to HTTP.
@@ -96,13 +110,19 @@ async fn is_websocket(stream: &TcpStream) -> std::io::Result<bool> {
 async fn websocket(
     node: Arc<Node>,
     stream: TcpStream,
+    key: AddressKey,
     slot: Option<OwnedSemaphorePermit>,
+    address: Option<AddressSlot>,
     drain: CancellationToken,
 ) {
     let mut encoding = Encoding::Json;
     let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
         if req.uri().path() != "/ws" {
             return Err(reject(StatusCode::NOT_FOUND, "no such endpoint: use /ws"));
+        }
+        if address.is_none() {
+            node.refuse("address_connections");
+            return Err(reject(StatusCode::TOO_MANY_REQUESTS, TOO_MANY_CONNECTIONS));
         }
         let origin = req.headers().get(header::ORIGIN).map(|v| v.as_bytes());
         if !node.origins.allows(origin) {
@@ -156,7 +176,7 @@ async fn websocket(
             return;
         }
     };
-    let Some(slot) = slot else {
+    let (Some(slot), Some(address)) = (slot, address) else {
         node.metrics.handshakes.with_label_values(&["full"]).inc();
         let mut ws = ws;
         close(
@@ -172,8 +192,9 @@ async fn websocket(
     // A task of its own: this one (and the handshake's state) ends here, so an
     // idle connection keeps only what serving it needs.
     let node2 = Arc::clone(&node);
+    let admitted = Admitted::new(key, slot, address);
     node.tasks.spawn(crate::connection::serve(
-        node2, ws, wire, encoding, drain, slot,
+        node2, ws, wire, encoding, drain, admitted,
     ));
 }
 

@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::task::TaskTracker;
 
 use crate::Config;
-use crate::guard::Origins;
+use crate::guard::{Addresses, Origins};
 use crate::session::{SessionKey, SessionKeys};
 
 /// How long a token signed by a node's own random key lives.
@@ -35,6 +35,7 @@ pub(crate) struct Node {
     /// take the last one, as they could by reading the connections gauge.
     pub(crate) connection_slots: Arc<Semaphore>,
     pub(crate) origins: Origins,
+    pub(crate) addresses: Arc<Addresses>,
     pub(crate) sessions: SessionKeys,
 }
 
@@ -58,6 +59,7 @@ impl Node {
             calls: Semaphore::new(config.max_inflight_calls),
             connection_slots: Arc::new(Semaphore::new(config.max_connections)),
             origins: Origins::new(&config.allowed_origins),
+            addresses: Arc::new(Addresses::new(config.address_limits)),
             sessions: config.session_keys.clone().unwrap_or_else(|| {
                 SessionKeys::new(vec![SessionKey::random("local")], SESSION_TTL).expect("one key")
             }),

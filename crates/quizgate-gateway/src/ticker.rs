@@ -43,6 +43,7 @@ pub(crate) async fn run(node: Arc<Node>, stop: CancellationToken) {
         if check_exists {
             last_housekeeping = Instant::now();
             expire(&node).await;
+            node.addresses.sweep();
         }
         for room in node.registry.rooms() {
             if let Some(room) = room.try_tend() {

@@ -12,6 +12,8 @@ pub struct Metrics {
     /// Client connections holding a slot of `QUIZGATE_MAX_CONNECTIONS`:
     /// WebSockets, HTTP connections, and handshakes in progress.
     pub client_connections: IntGauge,
+    /// Client addresses tracked for the per-address limits.
+    pub addresses: IntGauge,
     /// Accepted connections by how the handshake ended (`ok`, `rejected`, `timeout`, `full`).
     pub handshakes: IntCounterVec,
     /// Closes sent, by close code.
@@ -86,6 +88,10 @@ impl Metrics {
         };
         Self {
             connections: gauge("connections", "Open WebSocket connections."),
+            addresses: gauge(
+                "addresses",
+                "Client addresses tracked for the per-address limits.",
+            ),
             client_connections: gauge(
                 "client_connections",
                 "Client connections (WebSocket, HTTP, in handshake) holding a connection slot.",

@@ -11,8 +11,8 @@ use std::time::Duration;
 use clap::Parser;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use quizgate_gateway::{
-    ApiKey, BackplaneConfig, Config, CreateAccess, MIN_SECRET_BYTES, Server, SessionKey,
-    SessionKeys,
+    AddressLimits, ApiKey, BackplaneConfig, Config, CreateAccess, MIN_SECRET_BYTES, Server,
+    SessionKey, SessionKeys,
 };
 use quizgate_telemetry::LogFormat;
 use tokio_util::sync::CancellationToken;
@@ -124,6 +124,17 @@ struct Cli {
     /// unless this is set.
     #[arg(long, env = "QUIZGATE_OPEN_CREATE", default_value_t = false, action = clap::ArgAction::Set)]
     open_create: bool,
+    /// Open client connections (WebSocket and HTTP) from one address (an IPv6
+    /// /64 counts as one); more get HTTP 429. Mind NAT: a school is one address.
+    #[arg(long, env = "QUIZGATE_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections_per_address: u32,
+    /// join, resume and host attempts per second from one address (bursts of
+    /// ten seconds' worth); a failed lookup (unknown code, bad token) costs ten.
+    #[arg(long, env = "QUIZGATE_JOINS_PER_ADDRESS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    joins_per_address: u32,
+    /// Quizzes created per minute from one address (bursts of a minute's worth).
+    #[arg(long, env = "QUIZGATE_CREATES_PER_ADDRESS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    creates_per_address: u32,
     /// Keys that sign session tokens, comma-separated `id:secret-hex` entries
     /// (make one with `quizgate keygen session ID`): the first signs, all
     /// verify. Every node of a cluster needs the same. Unset: an embedded node
@@ -285,6 +296,11 @@ impl Cli {
             join_timeout: self.join_timeout,
             create_access,
             session_keys,
+            address_limits: AddressLimits {
+                connections: self.max_connections_per_address,
+                joins_per_second: self.joins_per_address,
+                creates_per_minute: self.creates_per_address,
+            },
         })
     }
 }

@@ -110,6 +110,9 @@ impl Connection {
     }
 
     pub(super) async fn on_join(&mut self, code: &str, nickname: &str, rid: Option<u64>) -> Step {
+        if let Err(step) = self.attempt(rid).await {
+            return step;
+        }
         let code = match self.join_code(code, rid).await {
             Ok(code) => code,
             Err(step) => return step,
@@ -164,6 +167,7 @@ impl Connection {
             }
             Ok(JoinResult::NotFound) => {
                 self.leave();
+                self.node.addresses.lookup_failed(self.address);
                 self.error(ErrorCode::QuizNotFound, "no quiz with that code", rid)
                     .await
             }
@@ -175,6 +179,9 @@ impl Connection {
     }
 
     async fn on_resume(&mut self, token: &str, last_seq: u64, rid: Option<u64>) -> Step {
+        if let Err(step) = self.attempt(rid).await {
+            return step;
+        }
         // The signature first: a forged, expired or altered token costs no
         // backplane call.
         let player_code =
@@ -207,6 +214,7 @@ impl Connection {
             }
             Ok(ResumeResult::InvalidToken) => {
                 self.leave();
+                self.node.addresses.lookup_failed(self.address);
                 self.error(
                     ErrorCode::InvalidToken,
                     "unknown or forged session token",
@@ -228,6 +236,9 @@ impl Connection {
         last_seq: Option<u64>,
         rid: Option<u64>,
     ) -> Step {
+        if let Err(step) = self.attempt(rid).await {
+            return step;
+        }
         let code = match self.join_code(code, rid).await {
             Ok(code) => code,
             Err(step) => return step,
@@ -260,6 +271,7 @@ impl Connection {
             }
             Ok(None) => {
                 self.leave();
+                self.node.addresses.lookup_failed(self.address);
                 self.error(ErrorCode::InvalidToken, "wrong host token", rid)
                     .await
             }
@@ -270,9 +282,26 @@ impl Connection {
         }
     }
 
+    /// Takes one of the address's join attempts (`join`, `resume`, `host`);
+    /// over the rate, the error has been sent.
+    async fn attempt(&mut self, rid: Option<u64>) -> Result<(), Step> {
+        if self.node.addresses.join(self.address) {
+            return Ok(());
+        }
+        self.node.refuse("address_joins");
+        Err(self
+            .error(
+                ErrorCode::RateLimited,
+                "too many joins from your address: retry with backoff",
+                rid,
+            )
+            .await)
+    }
+
     /// Refuses a token that failed its signature check, counted.
     async fn invalid_token(&mut self, why: Refused, rid: Option<u64>) -> Step {
         self.node.refuse("token");
+        self.node.addresses.lookup_failed(self.address);
         self.error(ErrorCode::InvalidToken, why.message(), rid)
             .await
     }
@@ -420,11 +449,15 @@ impl Connection {
         }
     }
 
-    /// Parses a join code typed by a person; on failure the error has been sent.
+    /// Parses a join code typed by a person; on failure the error has been
+    /// sent and the address pays for a failed lookup.
     async fn join_code(&mut self, raw: &str, rid: Option<u64>) -> Result<JoinCode, Step> {
         match JoinCode::parse(raw) {
             Ok(code) => Ok(code),
-            Err(e) => Err(self.error(ErrorCode::InvalidCode, e.to_string(), rid).await),
+            Err(e) => {
+                self.node.addresses.lookup_failed(self.address);
+                Err(self.error(ErrorCode::InvalidCode, e.to_string(), rid).await)
+            }
         }
     }
 
@@ -451,9 +484,12 @@ impl Connection {
                 self.room = Some(Arc::clone(&room));
                 Ok(room)
             }
-            Ok(None) => Err(self
-                .error(ErrorCode::QuizNotFound, "no quiz with that code", rid)
-                .await),
+            Ok(None) => {
+                self.node.addresses.lookup_failed(self.address);
+                Err(self
+                    .error(ErrorCode::QuizNotFound, "no quiz with that code", rid)
+                    .await)
+            }
             Err(e) => Err(self.backplane_error(&e, rid).await),
         }
     }

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::limits::{Limits, spread};
 use crate::close::{self, Eviction, Why};
+use crate::guard::{AddressKey, Admitted};
 use crate::node::Node;
 use crate::outbound::{Outbound, framed};
 use crate::registry::{ConnId, Room, Seat};
@@ -37,6 +38,8 @@ enum Step {
 struct Connection {
     node: Arc<Node>,
     id: ConnId,
+    /// Where the client comes from, for its address's join limit.
+    address: AddressKey,
     encoding: Encoding,
     ws: WebSocketStream<WireStream>,
     /// The socket under `ws`, shared with the fan-out (see `crate::wire`).
@@ -61,14 +64,16 @@ pub(crate) async fn serve(
     wire: Arc<Wire>,
     encoding: Encoding,
     drain: CancellationToken,
-    // Held for the connection's whole life: see `Node::connection_slots`.
-    _slot: tokio::sync::OwnedSemaphorePermit,
+    // Held for the connection's whole life: its slots among the node's and
+    // its address's connections.
+    admitted: Admitted,
 ) {
     let id = node.next_conn_id();
     node.metrics.connections.inc();
     let rate = node.config.frames_per_second;
     let mut conn = Connection {
         id,
+        address: admitted.key,
         encoding,
         ws,
         wire,
@@ -86,6 +91,7 @@ pub(crate) async fn serve(
     }
     conn.leave();
     conn.node.metrics.connections.dec();
+    drop(admitted);
 }
 
 // === impl Connection ===

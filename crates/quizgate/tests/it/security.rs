@@ -20,6 +20,7 @@ use crate::support::{
 /// A host and a player in a started quiz: the legitimate traffic that an
 /// attack beside it must not slow down.
 struct Bystander {
+    code: String,
     host: Client,
     player: Client,
 }
@@ -29,7 +30,7 @@ impl Bystander {
         let (code, token) = create_quiz(addr, &sample_quiz(3, 60_000)).await?;
         let (host, _) = host(addr, &code, &token).await?;
         let (player, _) = player(addr, Encoding::Json, &code, "bystander").await?;
-        Ok(Self { host, player })
+        Ok(Self { code, host, player })
     }
 
     /// The player's ping round trip, which must stay well under a second.
@@ -388,6 +389,80 @@ async fn forged_expired_and_foreign_tokens_never_reach_redis() -> Result<()> {
         }
     })
     .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_slot_guess_codes_or_flood_creations() -> Result<()> {
+    let node = node(&[
+        ("QUIZGATE_MAX_CONNECTIONS_PER_ADDRESS", "3"),
+        ("QUIZGATE_JOINS_PER_ADDRESS", "2"),
+        ("QUIZGATE_CREATES_PER_ADDRESS", "3"),
+    ])
+    .await?;
+    let addr = node.ws_addr;
+    let mut bystander = Bystander::start(addr).await?; // from 127.0.0.1
+    let ip = |s: &str| -> Result<std::net::IpAddr> { Ok(s.parse()?) };
+
+    // Connections: three from one address, not a fourth; others unaffected.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(Client::connect_from(ip("127.0.0.2")?, addr, Encoding::Json).await?);
+    }
+    let err = Client::connect_from(ip("127.0.0.2")?, addr, Encoding::Json)
+        .await
+        .expect_err("a fourth connection from one address");
+    assert!(err.to_string().contains("429"), "{err}");
+    drop(held.pop());
+    quizgate_testkit::wait_until("a slot comes back", Duration::from_secs(2), || async {
+        Client::connect_from(ip("127.0.0.2")?, addr, Encoding::Json).await
+    })
+    .await?;
+
+    // Guessing codes: 20 attempts of burst, each miss costs 10.
+    let mut guesser = Client::connect_from(ip("127.0.0.3")?, addr, Encoding::Json).await?;
+    let (mut missed, mut limited) = (0, 0);
+    for i in 0..10 {
+        let code = format!("ZZZZ{}{}", (b'2' + i % 8) as char, (b'2' + i / 8) as char);
+        guesser
+            .send(json!({"t": "join", "code": code, "nickname": format!("g{i}")}))
+            .await?;
+        match reply(&mut guesser).await? {
+            ServerFrame::Error { code, .. } if code.as_str() == "quiz_not_found" => missed += 1,
+            ServerFrame::Error { code, .. } if code.as_str() == "rate_limited" => limited += 1,
+            other => bail!("{other:?}"),
+        }
+    }
+    assert_eq!((missed, limited), (2, 8), "two misses use the burst up");
+    // A player from elsewhere still joins at once.
+    let code = bystander.code.clone();
+    let mut other = Client::connect_from(ip("127.0.0.4")?, addr, Encoding::MsgPack).await?;
+    other
+        .send(json!({"t": "join", "code": code, "nickname": "elsewhere"}))
+        .await?;
+    assert!(matches!(reply(&mut other).await?, ServerFrame::Welcome(_)));
+
+    // Creations: the bystander's took one of three.
+    for _ in 0..2 {
+        create_quiz(addr, &sample_quiz(1, 10_000)).await?;
+    }
+    let (status, body) = http_request(
+        addr,
+        "POST",
+        "/v1/quizzes",
+        sample_quiz(1, 10_000).to_string().as_bytes(),
+    )
+    .await?;
+    assert_eq!(
+        (status, body.contains("rate_limited")),
+        (429, true),
+        "{body}"
+    );
+
+    assert!(refused(&node, "address_connections").await? >= 1);
+    assert_eq!(refused(&node, "address_joins").await?, 8);
+    assert_eq!(refused(&node, "address_creations").await?, 1);
+    bystander.still_prompt().await?;
     Ok(())
 }
 
