@@ -18,8 +18,9 @@ REDIS_PORT=$((BASE + 379))
 KEY=${QUIZGATE_API_KEY:-qgk_local_cluster}
 KEY_ENTRY="local:$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)"
 # The key all three nodes sign session tokens with (a resume works on any node).
-# Every client of this loopback cluster is 127.0.0.1 behind HAProxy, so the
-# per-address limits are lifted unless told otherwise (docs/security.md).
+# HAProxy sends PROXY v2 headers, so the nodes see each client's address; on
+# loopback every client is 127.0.0.1, so the per-address limits are lifted
+# unless told otherwise (docs/security.md).
 SESSION_KEYS=${QUIZGATE_SESSION_KEYS:-"local:$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"}
 
 start() {
@@ -35,6 +36,7 @@ start() {
   echo "redis $(cat "$RUN/redis.pid")" >> "$RUN/pids"
   for i in 1 2 3; do
     QUIZGATE_REDIS_URL="redis://127.0.0.1:$REDIS_PORT" QUIZGATE_API_KEYS="$KEY_ENTRY" QUIZGATE_SESSION_KEYS="$SESSION_KEYS" \
+    QUIZGATE_PROXY_PROTOCOL=true \
     QUIZGATE_MAX_CONNECTIONS_PER_ADDRESS=${QUIZGATE_MAX_CONNECTIONS_PER_ADDRESS:-100000} \
     QUIZGATE_JOINS_PER_ADDRESS=${QUIZGATE_JOINS_PER_ADDRESS:-100000} \
     QUIZGATE_LISTEN="127.0.0.1:$((BASE + i))" QUIZGATE_ADMIN_LISTEN="127.0.0.1:$((BASE + 100 + i))" \
@@ -53,7 +55,7 @@ start() {
 quizgate cluster up (stop with: make cluster-stop)
   players and hosts  ws://127.0.0.1:$BASE/ws   (HAProxy, sticky by source)
   create a quiz      curl -s 127.0.0.1:$BASE/v1/quizzes -H 'Content-Type: application/json' -H 'Authorization: Bearer $KEY' -d @quiz.json
-  nodes              ws://127.0.0.1:$((BASE + 1))/ws  :$((BASE + 2))  :$((BASE + 3))
+  nodes              127.0.0.1:$((BASE + 1))  :$((BASE + 2))  :$((BASE + 3))   (behind HAProxy only: they expect PROXY v2 headers)
   admin / metrics    http://127.0.0.1:$((BASE + 101))/metrics  :$((BASE + 102))  :$((BASE + 103))
   redis              redis://127.0.0.1:$REDIS_PORT   (AOF in $RUN/redis)
   logs               $RUN/*.log

@@ -52,6 +52,9 @@ pub struct Config {
     pub create_access: CreateAccess,
     /// What one client address may hold and do.
     pub address_limits: AddressLimits,
+    /// Every public connection starts with a PROXY protocol header (v1 or v2)
+    /// naming the client: set it behind a load balancer that sends one.
+    pub proxy_protocol: bool,
     /// The keys that sign and check session tokens; `None`: a random key of
     /// this node's own (one node only: no other node could check its tokens).
     pub session_keys: Option<SessionKeys>,
@@ -105,6 +108,7 @@ impl Default for Config {
             join_timeout: Duration::from_secs(30),
             create_access: CreateAccess::Open,
             address_limits: AddressLimits::default(),
+            proxy_protocol: false,
             session_keys: None,
         }
     }

@@ -16,6 +16,7 @@ mod http;
 mod listener;
 mod node;
 mod outbound;
+mod proxy;
 mod registry;
 mod server;
 mod session;

@@ -2,6 +2,7 @@
 //! `/ws` (the lean path: tokio-tungstenite's own handshake, no HTTP stack kept
 //! per connection) or an HTTP request for the hosts' API, served by hyper.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,9 +35,8 @@ pub(crate) async fn accept(
             Ok((stream, peer)) => {
                 let node2 = Arc::clone(&node);
                 let drain = drain.clone();
-                let key = AddressKey::of(peer.ip());
                 node.tasks
-                    .spawn(async move { handle(node2, stream, key, drain).await });
+                    .spawn(async move { handle(node2, stream, peer.ip(), drain).await });
             }
             Err(e) => {
                 // Out of file descriptors, mostly: back off instead of spinning.
@@ -47,8 +47,33 @@ pub(crate) async fn accept(
     }
 }
 
-async fn handle(node: Arc<Node>, stream: TcpStream, key: AddressKey, drain: CancellationToken) {
+async fn handle(node: Arc<Node>, mut stream: TcpStream, peer: IpAddr, drain: CancellationToken) {
     let _ = stream.set_nodelay(true);
+    let client = if node.config.proxy_protocol {
+        match timeout(
+            node.config.handshake_timeout,
+            crate::proxy::read_header(&mut stream, peer),
+        )
+        .await
+        {
+            Ok(Ok(client)) => client,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, %peer, "no PROXY protocol header");
+                node.refuse("proxy_header");
+                return;
+            }
+            Err(_) => {
+                node.metrics
+                    .handshakes
+                    .with_label_values(&["timeout"])
+                    .inc();
+                return;
+            }
+        }
+    } else {
+        peer
+    };
+    let key = AddressKey::of(client);
     // Every client connection holds a slot of the node's and one of its
     // address's, HTTP ones too: idle or slow HTTP connections cannot pile up
     // beside the WebSockets, and one address cannot take every slot.

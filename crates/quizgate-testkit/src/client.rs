@@ -51,6 +51,18 @@ impl Client {
             .map(|(c, _)| c)
     }
 
+    /// Does the WebSocket handshake over a stream the caller opened (and may
+    /// have written something to first, such as a PROXY protocol header).
+    pub async fn handshake_over(
+        stream: TcpStream,
+        addr: SocketAddr,
+        encoding: Encoding,
+    ) -> Result<Self> {
+        Self::handshake(stream, addr, Some(encoding.subprotocol()), &[])
+            .await
+            .map(|(c, _)| c)
+    }
+
     /// Connects from a chosen loopback source address (127.0.0.2, ...), so that
     /// a load balancer hashing on the source sees many clients.
     pub async fn connect_from(

@@ -135,6 +135,11 @@ struct Cli {
     /// Quizzes created per minute from one address (bursts of a minute's worth).
     #[arg(long, env = "QUIZGATE_CREATES_PER_ADDRESS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
     creates_per_address: u32,
+    /// Every public connection starts with a PROXY protocol header (v1 or v2,
+    /// HAProxy's send-proxy-v2) naming the client; connections without one are
+    /// closed. Set it behind a load balancer that sends it, never otherwise.
+    #[arg(long, env = "QUIZGATE_PROXY_PROTOCOL", default_value_t = false, action = clap::ArgAction::Set)]
+    proxy_protocol: bool,
     /// Keys that sign session tokens, comma-separated `id:secret-hex` entries
     /// (make one with `quizgate keygen session ID`): the first signs, all
     /// verify. Every node of a cluster needs the same. Unset: an embedded node
@@ -296,6 +301,7 @@ impl Cli {
             join_timeout: self.join_timeout,
             create_access,
             session_keys,
+            proxy_protocol: self.proxy_protocol,
             address_limits: AddressLimits {
                 connections: self.max_connections_per_address,
                 joins_per_second: self.joins_per_address,

@@ -32,6 +32,8 @@ fn node_env(redis: &str) -> Vec<(&'static str, String)> {
         ("QUIZGATE_SHUTDOWN_GRACE", "5s".into()),
         ("QUIZGATE_LEADERBOARD_INTERVAL", "250ms".into()),
         ("QUIZGATE_LOG", "warn,quizgate=info".into()),
+        // Behind deploy/haproxy/haproxy.cfg, which sends PROXY v2 headers.
+        ("QUIZGATE_PROXY_PROTOCOL", "true".into()),
     ]
 }
 

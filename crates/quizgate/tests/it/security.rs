@@ -466,6 +466,56 @@ async fn one_address_cannot_take_every_slot_guess_codes_or_flood_creations() -> 
     Ok(())
 }
 
+#[tokio::test]
+async fn behind_a_balancer_limits_apply_to_the_client_the_proxy_header_names() -> Result<()> {
+    let node = node(&[
+        ("QUIZGATE_PROXY_PROTOCOL", "true"),
+        ("QUIZGATE_MAX_CONNECTIONS_PER_ADDRESS", "1"),
+    ])
+    .await?;
+    let addr = node.ws_addr;
+    // All from 127.0.0.1, as from a balancer; the headers name the clients.
+    let via = |header: Vec<u8>| async move {
+        let mut s = TcpStream::connect(addr).await?;
+        s.write_all(&header).await?;
+        Client::handshake_over(s, addr, Encoding::Json).await
+    };
+    let v1 = |ip: &str| format!("PROXY TCP4 {ip} 127.0.0.1 40000 8080\r\n").into_bytes();
+    let _first = via(v1("203.0.113.7")).await?;
+    let _second = via(v2(&[203, 0, 113, 8])).await?;
+    let err = via(v1("203.0.113.7"))
+        .await
+        .expect_err("one connection per client address");
+    assert!(err.to_string().contains("429"), "{err}");
+    let err = via(v2(&[203, 0, 113, 8]))
+        .await
+        .expect_err("the v2 header names a client too");
+    assert!(err.to_string().contains("429"), "{err}");
+    // Without a header, or with garbage, the connection is closed.
+    assert!(Client::connect(addr, Encoding::Json).await.is_err());
+    assert!(via(b"PROXY NONSENSE\r\n".to_vec()).await.is_err());
+    assert_eq!(refused(&node, "proxy_header").await?, 2);
+    // HTTP comes through the header as well.
+    let mut s = TcpStream::connect(addr).await?;
+    s.write_all(&v1("203.0.113.9")).await?;
+    s.write_all(b"GET /nothing HTTP/1.1\r\nHost: q\r\nConnection: close\r\n\r\n")
+        .await?;
+    let answer = read_to_end(&mut s).await?;
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    Ok(())
+}
+
+/// A PROXY protocol v2 header for a TCP/IPv4 client.
+fn v2(client: &[u8; 4]) -> Vec<u8> {
+    let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    h.extend_from_slice(&[0x21, 0x11, 0, 12]); // v2 PROXY, TCP over IPv4, 12 bytes
+    h.extend_from_slice(client);
+    h.extend_from_slice(&[127, 0, 0, 1]);
+    h.extend_from_slice(&40000u16.to_be_bytes());
+    h.extend_from_slice(&8080u16.to_be_bytes());
+    h
+}
+
 /// How many scripts Redis ran (every quiz rule is one `EVALSHA`).
 async fn evalsha_calls(redis: &quizgate_testkit::RedisServer) -> Result<u64> {
     let stats = redis.cli(&["INFO", "commandstats"]).await?;
