@@ -39,6 +39,8 @@ pub(crate) enum Why {
     QuizGone,
     /// It never joined, resumed or hosted within the deadline.
     JoinTimeout,
+    /// Its player session was resumed on a newer connection.
+    Replaced,
     /// Nothing came in for two ping intervals: dropped without a close frame,
     /// since the peer is not reading.
     Unresponsive,
@@ -58,6 +60,7 @@ impl Why {
             Self::QueueFull => CloseCode::SlowConsumer,
             Self::QuizGone => CloseCode::QuizGone,
             Self::JoinTimeout => CloseCode::JoinTimeout,
+            Self::Replaced => CloseCode::SessionReplaced,
             Self::Unresponsive => return None,
         })
     }
@@ -91,6 +94,7 @@ impl Why {
 pub(crate) enum Evicted {
     QueueFull = 1,
     QuizGone = 2,
+    Replaced = 3,
 }
 
 /// Set (to an [`Evicted`]) before a member's queue sender is dropped; read by
@@ -107,6 +111,7 @@ impl Eviction {
         match self.0.load(Ordering::SeqCst) {
             1 => Some(Evicted::QueueFull),
             2 => Some(Evicted::QuizGone),
+            3 => Some(Evicted::Replaced),
             _ => None,
         }
     }
@@ -116,6 +121,7 @@ impl Eviction {
     pub(crate) fn why(&self) -> Why {
         match self.get() {
             Some(Evicted::QuizGone) => Why::QuizGone,
+            Some(Evicted::Replaced) => Why::Replaced,
             Some(Evicted::QueueFull) | None => Why::QueueFull,
         }
     }

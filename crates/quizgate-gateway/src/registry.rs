@@ -185,8 +185,25 @@ impl Room {
             .map(|(index, _)| index)
     }
 
+    /// Seats a member. A player's session is live on one connection at a
+    /// time: any other member of this room seated as the same player is
+    /// evicted (the newer connection wins).
     pub(crate) fn set_seat(&self, id: ConnId, seat: Seat) {
-        if let Some(m) = self.write().get_mut(&id) {
+        let mut members = self.write();
+        if let Seat::Player(player) = seat {
+            let older: Vec<ConnId> = members
+                .iter()
+                .filter(|(other, m)| **other != id && m.seat == seat)
+                .map(|(other, _)| *other)
+                .collect();
+            for other in older {
+                if let Some(m) = members.remove(&other) {
+                    tracing::debug!(%player, "session taken over by a newer connection");
+                    m.evicted.set(Evicted::Replaced);
+                }
+            }
+        }
+        if let Some(m) = members.get_mut(&id) {
             m.seat = seat;
         }
     }

@@ -22,6 +22,9 @@ pub enum CloseCode {
     TryAgainLater = 1013,
     /// The quiz expired or was removed: do not reconnect.
     QuizGone = 4004,
+    /// The player's session was resumed on another connection (the newer one
+    /// wins): do not reconnect, or the two would take it from each other.
+    SessionReplaced = 4409,
     /// No `join`, `resume` or `host` came within the deadline after the upgrade:
     /// open the socket when about to join, not before.
     JoinTimeout = 4408,
@@ -54,7 +57,8 @@ impl CloseCode {
             | Self::InvalidPayload
             | Self::MessageTooBig
             | Self::QuizGone
-            | Self::JoinTimeout => CloseGroup::DontReconnect,
+            | Self::JoinTimeout
+            | Self::SessionReplaced => CloseGroup::DontReconnect,
             Self::PolicyViolation | Self::InternalError | Self::TryAgainLater => {
                 CloseGroup::Backoff
             }
@@ -76,6 +80,7 @@ impl CloseCode {
             Self::TryAgainLater => "node at capacity: retry with backoff",
             Self::QuizGone => "quiz expired",
             Self::JoinTimeout => "no join, resume or host in time",
+            Self::SessionReplaced => "session resumed on another connection",
             Self::SlowConsumer => "outbound queue full: reconnect and resume",
         }
     }

@@ -516,6 +516,40 @@ fn v2(client: &[u8; 4]) -> Vec<u8> {
     h
 }
 
+#[tokio::test]
+async fn a_session_is_live_on_one_connection_the_newest() -> Result<()> {
+    let node = node(&[]).await?;
+    let addr = node.ws_addr;
+    let (code, host_token) = create_quiz(addr, &sample_quiz(2, 60_000)).await?;
+    let (mut host, _) = host(addr, &code, &host_token).await?;
+    let (mut first, welcome) = player(addr, Encoding::Json, &code, "ann").await?;
+    let token = welcome.token.context("token")?;
+    let (mut second, _) = resume(addr, Encoding::MsgPack, &token, 0).await?;
+    assert_eq!(
+        first.closed().await?,
+        4409,
+        "the older connection is closed"
+    );
+    // The newer one plays on; a third takes over from it in turn.
+    host.send(json!({"t": "start"})).await?;
+    second
+        .recv_until("the question", |f| {
+            matches!(f, ServerFrame::Question { .. })
+        })
+        .await?;
+    let (mut third, _) = resume(addr, Encoding::Json, &token, 0).await?;
+    assert_eq!(second.closed().await?, 4409);
+    third.send(json!({"t": "ping"})).await?;
+    assert!(matches!(reply(&mut third).await?, ServerFrame::Pong { .. }));
+    assert!(
+        quizgate_testkit::http_request(node.admin_addr, "GET", "/metrics", b"")
+            .await?
+            .1
+            .contains("quizgate_closes_total{code=\"4409\"} 2")
+    );
+    Ok(())
+}
+
 /// How many scripts Redis ran (every quiz rule is one `EVALSHA`).
 async fn evalsha_calls(redis: &quizgate_testkit::RedisServer) -> Result<u64> {
     let stats = redis.cli(&["INFO", "commandstats"]).await?;
