@@ -20,7 +20,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use quizgate_domain::{
     AnswerOutcome, CommandOutcome, HostCommand, JoinCode, JoinRefused, Millis, PlayerId, Progress,
-    QuizDefinition, QuizSnapshot, Sequenced,
+    QuizDefinition, QuizSnapshot, RemoveOutcome, Sequenced,
 };
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -91,6 +91,8 @@ pub enum ResumeResult {
     },
     /// The token names no player of a live quiz, or its secret is wrong.
     InvalidToken,
+    /// The host removed this player from the quiz.
+    Removed,
 }
 
 /// A host's seat: the snapshot and, when it reconnected with a `last_seq`,
@@ -149,6 +151,9 @@ pub trait Backplane: Send + Sync + 'static {
 
     /// `None` if the quiz does not exist.
     async fn command(&self, code: &JoinCode, cmd: HostCommand) -> Result<Option<CommandOutcome>>;
+
+    /// Removes a player (the host's `kick`). `None` if the quiz does not exist.
+    async fn remove(&self, code: &JoinCode, player: PlayerId) -> Result<Option<RemoveOutcome>>;
 
     /// Scores an answer by the backplane's clock. `None` if the quiz or the
     /// player does not exist.

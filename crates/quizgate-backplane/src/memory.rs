@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 use quizgate_domain::{
     AnswerOutcome, CommandOutcome, HostCommand, JoinCode, LeaderboardDue, MAX_PLAYERS, Millis,
-    PlayerId, Progress, Quiz, QuizDefinition, Replay, Sequenced, replay, retention,
+    PlayerId, Progress, Quiz, QuizDefinition, RemoveOutcome, Replay, Sequenced, replay, retention,
 };
 use tokio::sync::Notify;
 
@@ -279,6 +279,9 @@ impl Backplane for MemoryBackplane {
             {
                 return ResumeResult::InvalidToken;
             }
+            if entry.quiz.is_removed(id) {
+                return ResumeResult::Removed;
+            }
             ResumeResult::Resumed {
                 session: Box::new(session(&token.code, entry, id)),
                 missed: missed(entry, last_seq),
@@ -306,6 +309,12 @@ impl Backplane for MemoryBackplane {
     async fn command(&self, code: &JoinCode, cmd: HostCommand) -> Result<Option<CommandOutcome>> {
         Ok(self.with_quiz(code, Activity::Client, |entry, now, out| {
             entry.quiz.command(cmd, now, out)
+        }))
+    }
+
+    async fn remove(&self, code: &JoinCode, player: PlayerId) -> Result<Option<RemoveOutcome>> {
+        Ok(self.with_quiz(code, Activity::Client, |entry, now, out| {
+            entry.quiz.remove(player, now, out)
         }))
     }
 

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::{Millis, Standing};
+use crate::{Millis, PlayerId, Standing};
 
 /// A fact that every player of a quiz is told, in the same order everywhere.
 /// Facts are small: a node expands `QuestionStarted` with the question's text
@@ -29,6 +29,14 @@ pub enum Event {
     QuizEnded {
         top: Vec<Standing>,
         players: u32,
+    },
+    /// The host removed a player (see [`crate::Quiz::remove`]).
+    PlayerRemoved {
+        player_id: PlayerId,
+    },
+    /// The host locked or unlocked the quiz to new players.
+    LobbyLocked {
+        locked: bool,
     },
 }
 

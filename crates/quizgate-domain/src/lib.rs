@@ -31,6 +31,7 @@ pub use nickname::{MAX_NICKNAME_CHARS, nickname_key, validate_nickname};
 pub use quiz::{
     AnswerOutcome, AnswerRecord, CommandOutcome, CurrentQuestion, HostCommand, JoinRefused,
     LeaderboardDue, MAX_PLAYERS, Phase, PlayerView, Progress, QuestionProgress, Quiz, QuizSnapshot,
+    RemoveOutcome,
 };
 pub use scoring::score;
 pub use session::{Replay, replay, retention};

@@ -72,6 +72,10 @@ pub enum HostCommand {
     Skip,
     /// End the quiz from any phase.
     End,
+    /// Refuse new players from now on (any phase but the end).
+    Lock,
+    /// Admit new players again.
+    Unlock,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +114,20 @@ pub enum JoinRefused {
     NicknameTaken,
     QuizEnded,
     QuizFull,
+    /// The host locked the quiz: no new players.
+    Locked,
+}
+
+/// What removing a player did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoveOutcome {
+    Done,
+    /// Only in the lobby and between questions: while a question is open, the
+    /// count of who answered must not change under it; after the end, nothing
+    /// changes.
+    WrongPhase,
+    /// No such player, or one already removed.
+    NoSuchPlayer,
 }
 
 /// A player's own view, part of its snapshot.
@@ -135,12 +153,18 @@ pub struct QuizSnapshot {
     /// The sequence number of the last event included in this snapshot.
     pub seq: u64,
     pub you: Option<PlayerView>,
+    /// The host locked the quiz: no new players.
+    #[serde(default)]
+    pub locked: bool,
 }
 
 #[derive(Debug, Clone)]
 struct Player {
     nickname: String,
     score: u64,
+    /// The host removed this player: out of the standings and the counts,
+    /// its nickname still taken, its session no longer valid.
+    removed: bool,
 }
 
 /// One quiz's whole state, the rules that change it, and its event sequence.
@@ -160,6 +184,8 @@ pub struct Quiz {
     leaderboard_dirty: bool,
     leaderboard_ms: Option<Millis>,
     max_players: u32,
+    locked: bool,
+    removed: u32,
 }
 
 // === impl Quiz ===
@@ -183,6 +209,8 @@ impl Quiz {
             leaderboard_dirty: false,
             leaderboard_ms: None,
             max_players,
+            locked: false,
+            removed: 0,
         }
     }
 
@@ -198,12 +226,35 @@ impl Quiz {
         self.seq
     }
 
+    /// Players in the quiz: joined, and not removed.
     pub fn player_count(&self) -> u32 {
-        self.players.len() as u32
+        self.players.len() as u32 - self.removed
     }
 
+    /// Whether `id` joined this quiz (removed or not).
     pub fn has_player(&self, id: PlayerId) -> bool {
         id >= 1 && (id as usize) <= self.players.len()
+    }
+
+    /// Whether the host removed player `id`.
+    pub fn is_removed(&self, id: PlayerId) -> bool {
+        self.has_player(id) && self.players[(id - 1) as usize].removed
+    }
+
+    /// Removes a player (see [`RemoveOutcome`]): everyone is told, and the
+    /// next leaderboard no longer shows it.
+    pub fn remove(&mut self, id: PlayerId, now: Millis, out: &mut Vec<Sequenced>) -> RemoveOutcome {
+        if matches!(self.phase, Phase::Question | Phase::Ended) {
+            return RemoveOutcome::WrongPhase;
+        }
+        if !self.has_player(id) || self.is_removed(id) {
+            return RemoveOutcome::NoSuchPlayer;
+        }
+        self.players[(id - 1) as usize].removed = true;
+        self.removed += 1;
+        self.leaderboard_dirty = true;
+        self.emit(now, Event::PlayerRemoved { player_id: id }, out);
+        RemoveOutcome::Done
     }
 
     /// Admits a player. `nickname` must have passed [`crate::validate_nickname`].
@@ -211,6 +262,9 @@ impl Quiz {
     pub fn join(&mut self, nickname: &str) -> Result<PlayerId, JoinRefused> {
         if self.phase == Phase::Ended {
             return Err(JoinRefused::QuizEnded);
+        }
+        if self.locked {
+            return Err(JoinRefused::Locked);
         }
         if self.players.len() as u32 >= self.max_players {
             return Err(JoinRefused::QuizFull);
@@ -222,6 +276,7 @@ impl Quiz {
         self.players.push(Player {
             nickname: nickname.to_owned(),
             score: 0,
+            removed: false,
         });
         let id = self.players.len() as PlayerId;
         self.nicknames.insert(key, id);
@@ -251,6 +306,13 @@ impl Quiz {
                 self.close(CloseReason::Ended, now, out);
                 self.end(now, out);
             }
+            (HostCommand::Lock | HostCommand::Unlock, phase) if phase != Phase::Ended => {
+                let locked = cmd == HostCommand::Lock;
+                if self.locked != locked {
+                    self.locked = locked;
+                    self.emit(now, Event::LobbyLocked { locked }, out);
+                }
+            }
             _ => return CommandOutcome::WrongPhase,
         }
         CommandOutcome::Done
@@ -266,6 +328,9 @@ impl Quiz {
         now: Millis,
         out: &mut Vec<Sequenced>,
     ) -> AnswerOutcome {
+        if self.is_removed(player) {
+            return AnswerOutcome::WrongPhase;
+        }
         if let Some(record) = self.answers.get(&(player, index)) {
             return AnswerOutcome::Duplicate(*record);
         }
@@ -291,7 +356,7 @@ impl Quiz {
         );
         current.answered += 1;
         current.distribution[usize::from(choice)] += 1;
-        let all_answered = current.answered >= self.players.len() as u32;
+        let all_answered = current.answered >= self.players.len() as u32 - self.removed;
         let p = &mut self.players[(player - 1) as usize];
         p.score += u64::from(points);
         let record = AnswerRecord {
@@ -375,12 +440,14 @@ impl Quiz {
         })
     }
 
-    /// Every player's score, highest first; ties in join order (lower id first).
+    /// Every player's score, highest first; ties in join order (lower id
+    /// first). Removed players are not in it.
     pub fn scores(&self) -> Vec<(PlayerId, u64)> {
         let mut all: Vec<(PlayerId, u64)> = self
             .players
             .iter()
             .enumerate()
+            .filter(|(_, p)| !p.removed)
             .map(|(i, p)| (i as PlayerId + 1, p.score))
             .collect();
         all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -389,20 +456,22 @@ impl Quiz {
 
     pub fn snapshot(&self, player: Option<PlayerId>) -> QuizSnapshot {
         let scores = self.scores();
-        let you = player.filter(|id| self.has_player(*id)).map(|id| {
-            let p = &self.players[(id - 1) as usize];
-            let desc: Vec<u64> = scores.iter().map(|s| s.1).collect();
-            PlayerView {
-                player_id: id,
-                nickname: p.nickname.clone(),
-                score: p.score,
-                rank: rank_of(p.score, &desc),
-                answer: self
-                    .current
-                    .as_ref()
-                    .and_then(|q| self.answers.get(&(id, q.index)).copied()),
-            }
-        });
+        let you = player
+            .filter(|id| self.has_player(*id) && !self.is_removed(*id))
+            .map(|id| {
+                let p = &self.players[(id - 1) as usize];
+                let desc: Vec<u64> = scores.iter().map(|s| s.1).collect();
+                PlayerView {
+                    player_id: id,
+                    nickname: p.nickname.clone(),
+                    score: p.score,
+                    rank: rank_of(p.score, &desc),
+                    answer: self
+                        .current
+                        .as_ref()
+                        .and_then(|q| self.answers.get(&(id, q.index)).copied()),
+                }
+            });
         QuizSnapshot {
             phase: self.phase,
             question_count: self.def.questions.len() as u16,
@@ -411,6 +480,7 @@ impl Quiz {
             top: self.top(&scores),
             seq: self.seq,
             you,
+            locked: self.locked,
         }
     }
 
@@ -524,6 +594,8 @@ mod tests {
                 Event::QuestionClosed { .. } => "closed",
                 Event::Leaderboard { .. } => "leaderboard",
                 Event::QuizEnded { .. } => "ended",
+                Event::PlayerRemoved { .. } => "removed",
+                Event::LobbyLocked { .. } => "locked",
             })
             .collect()
     }
@@ -816,5 +888,68 @@ mod tests {
             panic!()
         };
         assert_eq!(top.iter().map(|s| s.rank).collect::<Vec<_>>(), [1, 1, 3]);
+    }
+
+    #[test]
+    fn a_removed_player_leaves_the_standings_the_counts_and_its_seat() {
+        let mut q = quiz_with(&["ann", "bob", "cy"]);
+        let mut out = Vec::new();
+        assert_eq!(q.remove(2, 1_000, &mut out), RemoveOutcome::Done);
+        assert_eq!(kinds(&out), ["removed"]);
+        assert_eq!(q.remove(2, 1_000, &mut out), RemoveOutcome::NoSuchPlayer);
+        assert_eq!(q.remove(9, 1_000, &mut out), RemoveOutcome::NoSuchPlayer);
+        assert_eq!(q.player_count(), 2);
+        assert!(q.is_removed(2) && q.snapshot(Some(2)).you.is_none());
+        assert_eq!(
+            q.join("BOB"),
+            Err(JoinRefused::NicknameTaken),
+            "its name stays taken"
+        );
+        // Not while a question is open; the others' answers close it.
+        q.command(HostCommand::Start, 2_000, &mut out);
+        assert_eq!(q.remove(1, 2_000, &mut out), RemoveOutcome::WrongPhase);
+        assert_eq!(
+            q.answer(2, 0, 0, 2_100, &mut out),
+            AnswerOutcome::WrongPhase
+        );
+        q.answer(1, 0, 0, 2_100, &mut out);
+        out.clear();
+        q.answer(3, 0, 0, 2_100, &mut out);
+        assert_eq!(
+            kinds(&out),
+            ["closed", "leaderboard"],
+            "two of two answered"
+        );
+        assert!(q.scores().iter().all(|(id, _)| *id != 2));
+        q.command(HostCommand::End, 3_000, &mut out);
+        assert_eq!(q.remove(1, 3_000, &mut out), RemoveOutcome::WrongPhase);
+    }
+
+    #[test]
+    fn a_locked_quiz_admits_nobody_until_unlocked() {
+        let mut q = quiz_with(&["ann"]);
+        let mut out = Vec::new();
+        assert_eq!(
+            q.command(HostCommand::Lock, 1_000, &mut out),
+            CommandOutcome::Done
+        );
+        assert_eq!(
+            q.command(HostCommand::Lock, 1_000, &mut out),
+            CommandOutcome::Done
+        );
+        assert_eq!(
+            kinds(&out),
+            ["locked"],
+            "once: locking a locked quiz changes nothing"
+        );
+        assert!(q.snapshot(None).locked);
+        assert_eq!(q.join("bob"), Err(JoinRefused::Locked));
+        q.command(HostCommand::Unlock, 1_000, &mut out);
+        assert_eq!(q.join("bob"), Ok(2));
+        q.command(HostCommand::End, 2_000, &mut out);
+        assert_eq!(
+            q.command(HostCommand::Lock, 2_000, &mut out),
+            CommandOutcome::WrongPhase
+        );
     }
 }

@@ -41,6 +41,8 @@ pub(crate) enum Why {
     JoinTimeout,
     /// Its player session was resumed on a newer connection.
     Replaced,
+    /// The host removed its player.
+    Removed,
     /// Nothing came in for two ping intervals: dropped without a close frame,
     /// since the peer is not reading.
     Unresponsive,
@@ -61,6 +63,7 @@ impl Why {
             Self::QuizGone => CloseCode::QuizGone,
             Self::JoinTimeout => CloseCode::JoinTimeout,
             Self::Replaced => CloseCode::SessionReplaced,
+            Self::Removed => CloseCode::Removed,
             Self::Unresponsive => return None,
         })
     }
@@ -95,6 +98,7 @@ pub(crate) enum Evicted {
     QueueFull = 1,
     QuizGone = 2,
     Replaced = 3,
+    Removed = 4,
 }
 
 /// Set (to an [`Evicted`]) before a member's queue sender is dropped; read by
@@ -112,6 +116,7 @@ impl Eviction {
             1 => Some(Evicted::QueueFull),
             2 => Some(Evicted::QuizGone),
             3 => Some(Evicted::Replaced),
+            4 => Some(Evicted::Removed),
             _ => None,
         }
     }
@@ -122,6 +127,7 @@ impl Eviction {
         match self.get() {
             Some(Evicted::QuizGone) => Why::QuizGone,
             Some(Evicted::Replaced) => Why::Replaced,
+            Some(Evicted::Removed) => Why::Removed,
             Some(Evicted::QueueFull) | None => Why::QueueFull,
         }
     }

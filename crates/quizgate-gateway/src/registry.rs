@@ -255,6 +255,17 @@ impl Room {
         }
     }
 
+    /// Removes every member seated as `player` because of `reason`.
+    pub(crate) fn evict_player(&self, player: PlayerId, reason: Evicted) {
+        self.write().retain(|_, m| {
+            let keep = m.seat != Seat::Player(player);
+            if !keep {
+                m.evicted.set(reason);
+            }
+            keep
+        });
+    }
+
     pub(crate) fn evict_all(&self, reason: Evicted) {
         for (_, m) in self.write().drain() {
             m.evicted.set(reason);
@@ -309,7 +320,8 @@ impl Room {
             Event::QuestionClosed { .. } | Event::QuizEnded { .. } => {
                 *lock(&self.open_question) = None;
             }
-            Event::Leaderboard { .. } => {}
+            Event::Leaderboard { .. } | Event::PlayerRemoved { .. } | Event::LobbyLocked { .. } => {
+            }
         }
         let mut standings = lock(&self.standings);
         if let Some(due) = standings.0.observe(event.seq, &event.event) {
@@ -558,6 +570,12 @@ impl Registry {
             }
         }
         self.metrics.frames_out.inc_by(direct);
+        // A removed player got the event like everyone; now its connection goes.
+        for event in events {
+            if let Event::PlayerRemoved { player_id } = event.event {
+                room.evict_player(player_id, Evicted::Removed);
+            }
+        }
         // A member that cannot take a sequenced event would miss it: it must
         // reconnect and resume from the log instead.
         for id in slow {

@@ -62,6 +62,16 @@ pub(crate) fn event_frame(def: &QuizDefinition, ev: &Sequenced) -> ServerFrame {
             top: top.clone(),
             players: *players,
         },
+        Event::PlayerRemoved { player_id } => ServerFrame::Removed {
+            seq,
+            ts,
+            player_id: *player_id,
+        },
+        Event::LobbyLocked { locked } => ServerFrame::Locked {
+            seq,
+            ts,
+            locked: *locked,
+        },
     }
 }
 
@@ -81,5 +91,6 @@ pub(crate) fn quiz_view(def: &QuizDefinition, snap: QuizSnapshot) -> QuizView {
         top: snap.top,
         seq: snap.seq,
         you: snap.you,
+        locked: snap.locked,
     }
 }

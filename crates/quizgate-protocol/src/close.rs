@@ -22,6 +22,8 @@ pub enum CloseCode {
     TryAgainLater = 1013,
     /// The quiz expired or was removed: do not reconnect.
     QuizGone = 4004,
+    /// The host removed this player: do not reconnect.
+    Removed = 4403,
     /// The player's session was resumed on another connection (the newer one
     /// wins): do not reconnect, or the two would take it from each other.
     SessionReplaced = 4409,
@@ -57,6 +59,7 @@ impl CloseCode {
             | Self::InvalidPayload
             | Self::MessageTooBig
             | Self::QuizGone
+            | Self::Removed
             | Self::JoinTimeout
             | Self::SessionReplaced => CloseGroup::DontReconnect,
             Self::PolicyViolation | Self::InternalError | Self::TryAgainLater => {
@@ -79,6 +82,7 @@ impl CloseCode {
             Self::InternalError => "internal error",
             Self::TryAgainLater => "node at capacity: retry with backoff",
             Self::QuizGone => "quiz expired",
+            Self::Removed => "removed by the host",
             Self::JoinTimeout => "no join, resume or host in time",
             Self::SessionReplaced => "session resumed on another connection",
             Self::SlowConsumer => "outbound queue full: reconnect and resume",

@@ -165,6 +165,19 @@ fn build(f: &mut Frame, t: &str) -> Result<ClientFrame, DecodeError> {
         "end" => ClientFrame::End {
             rid: f.begin("end")?,
         },
+        "kick" => {
+            let rid = f.begin("kick")?;
+            ClientFrame::Kick {
+                player_id: f.uint("player_id", u64::from(u32::MAX))? as u32,
+                rid,
+            }
+        }
+        "lock" => ClientFrame::Lock {
+            rid: f.begin("lock")?,
+        },
+        "unlock" => ClientFrame::Unlock {
+            rid: f.begin("unlock")?,
+        },
         "ping" => ClientFrame::Ping {
             rid: f.begin("ping")?,
         },
@@ -440,6 +453,7 @@ mod tests {
                     top: vec![],
                     seq: 0,
                     you: None,
+                    locked: false,
                 },
             })),
             ServerFrame::error(ErrorCode::NicknameTaken, "taken", Some(2)),

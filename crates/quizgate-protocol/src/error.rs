@@ -16,6 +16,12 @@ pub enum ErrorCode {
     QuizNotFound,
     QuizEnded,
     QuizFull,
+    /// The host locked the quiz to new players.
+    QuizLocked,
+    /// The host removed this player from the quiz.
+    Removed,
+    /// `kick` named no player of the quiz (or one already removed).
+    PlayerNotFound,
     /// This connection already joined (or authenticated as host).
     AlreadyJoined,
     /// Answering or commanding before joining.
@@ -46,6 +52,9 @@ impl ErrorCode {
             Self::QuizNotFound => "quiz_not_found",
             Self::QuizEnded => "quiz_ended",
             Self::QuizFull => "quiz_full",
+            Self::QuizLocked => "quiz_locked",
+            Self::Removed => "removed",
+            Self::PlayerNotFound => "player_not_found",
             Self::AlreadyJoined => "already_joined",
             Self::NotJoined => "not_joined",
             Self::NotHost => "not_host",

@@ -46,6 +46,19 @@ pub enum ClientFrame {
     End {
         rid: Option<u64>,
     },
+    /// Host: remove a player from the quiz (lobby and between questions).
+    Kick {
+        player_id: PlayerId,
+        rid: Option<u64>,
+    },
+    /// Host: refuse new players.
+    Lock {
+        rid: Option<u64>,
+    },
+    /// Host: admit new players again.
+    Unlock {
+        rid: Option<u64>,
+    },
     Ping {
         rid: Option<u64>,
     },
@@ -62,6 +75,9 @@ impl ClientFrame {
             | Self::Next { rid }
             | Self::Skip { rid }
             | Self::End { rid }
+            | Self::Kick { rid, .. }
+            | Self::Lock { rid }
+            | Self::Unlock { rid }
             | Self::Ping { rid } => *rid,
         }
     }
@@ -77,6 +93,9 @@ impl ClientFrame {
             Self::Next { .. } => "next",
             Self::Skip { .. } => "skip",
             Self::End { .. } => "end",
+            Self::Kick { .. } => "kick",
+            Self::Lock { .. } => "lock",
+            Self::Unlock { .. } => "unlock",
             Self::Ping { .. } => "ping",
         }
     }
@@ -115,6 +134,18 @@ pub enum ServerFrame {
         ts: Millis,
         top: Vec<Standing>,
         players: u32,
+    },
+    /// The host removed a player; the player's own connection is closed (4403).
+    Removed {
+        seq: u64,
+        ts: Millis,
+        player_id: PlayerId,
+    },
+    /// The host locked (or unlocked) the quiz to new players.
+    Locked {
+        seq: u64,
+        ts: Millis,
+        locked: bool,
     },
     AnswerResult(AnswerResult),
     /// The receiving player's own score and rank; sent after each leaderboard in
@@ -160,7 +191,9 @@ impl ServerFrame {
             Self::Question { seq, .. }
             | Self::Reveal { seq, .. }
             | Self::Leaderboard { seq, .. }
-            | Self::Ended { seq, .. } => Some(*seq),
+            | Self::Ended { seq, .. }
+            | Self::Removed { seq, .. }
+            | Self::Locked { seq, .. } => Some(*seq),
             _ => None,
         }
     }
@@ -241,6 +274,9 @@ pub struct QuizView {
     pub seq: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub you: Option<PlayerView>,
+    /// The host locked the quiz: `join` gets `quiz_locked`.
+    #[serde(default)]
+    pub locked: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

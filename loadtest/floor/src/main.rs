@@ -146,6 +146,7 @@ async fn seat(tcp: TcpStream, seats: &Seats, questions: u16) -> Result<()> {
             top: Vec::new(),
             seq: 0,
             you: None,
+            locked: false,
         },
     }));
     let bytes = encode(encoding, &welcome).map_err(|e| anyhow::anyhow!(e))?;

@@ -10,9 +10,10 @@ if redis.call('EXISTS', META) == 0 then return {'gone'} end
 -- Once for the batch: every answer in it is activity at the same instant.
 refresh()
 local now = now_ms()
-local m = redis.call('HMGET', META, 'phase', 'cur', 'started', 'deadline', 'qchoices', 'qcorrect', 'qpoints', 'qlimit', 'players')
+local m = redis.call('HMGET', META, 'phase', 'cur', 'started', 'deadline', 'qchoices', 'qcorrect', 'qpoints', 'qlimit')
 local phase, cur, started, deadline = m[1], tonumber(m[2]), tonumber(m[3]), tonumber(m[4])
-local nchoices, correct, qpoints, limit, players = tonumber(m[5]), tonumber(m[6]), tonumber(m[7]), tonumber(m[8]), tonumber(m[9])
+local nchoices, correct, qpoints, limit = tonumber(m[5]), tonumber(m[6]), tonumber(m[7]), tonumber(m[8])
+local players = active_players()
 -- A score changed since the cached top 10 was last dropped.
 local scored = false
 local function drop_top()
@@ -22,6 +23,7 @@ end
 
 local function judge(pid, idx, choice)
   if redis.call('HEXISTS', PLAYERS, pid) == 0 then return 'not_found' end
+  if removed(pid) then return 'wrong_phase' end
   local akey = pid .. ':' .. int(idx)
   local rec = redis.call('HGET', ANSWERS, akey)
   if rec then return 'duplicate', rec end

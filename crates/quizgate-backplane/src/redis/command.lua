@@ -1,4 +1,4 @@
--- arg 1: start | next | skip | end
+-- arg 1: start | next | skip | end | lock | unlock
 -- Reply: 'not_found' | 'wrong_phase' | 'done'
 if redis.call('EXISTS', META) == 0 then return 'not_found' end
 local now = now_ms()
@@ -15,6 +15,13 @@ elseif cmd == 'end' and (phase == 'lobby' or phase == 'reveal') then
 elseif cmd == 'end' and phase == 'question' then
   close(now, 'ended')
   end_quiz(now)
+elseif (cmd == 'lock' or cmd == 'unlock') and phase ~= 'ended' then
+  -- An event only when it changes something, as the domain.
+  local want = (cmd == 'lock') and '1' or '0'
+  if (redis.call('HGET', META, 'locked') or '0') ~= want then
+    redis.call('HSET', META, 'locked', want)
+    emit(now, '{"t":"lobby_locked","locked":' .. tostring(want == '1') .. '}')
+  end
 else
   refresh()
   return 'wrong_phase'

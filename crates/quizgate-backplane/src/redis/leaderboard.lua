@@ -5,7 +5,7 @@ local m = redis.call('HMGET', META, 'lb_dirty', 'phase', 'lb_ms', 'players')
 if m[1] ~= '1' or m[2] ~= 'reveal' then return 'clean' end
 local now, last = now_ms(), tonumber(m[3])
 -- As quizgate_domain::leaderboard_interval.
-local interval = math.max(LB_INTERVAL, math.floor(tonumber(m[4]) * 1000 / LB_BUDGET))
+local interval = math.max(LB_INTERVAL, math.floor(active_players() * 1000 / LB_BUDGET))
 if last >= 0 and now < last + interval then return 'soon' end
 push_leaderboard(now)
 refresh()

@@ -28,7 +28,7 @@ use fred::types::RespVersion;
 use fred::types::scripts::Script;
 use quizgate_domain::{
     AnswerOutcome, CommandOutcome, HostCommand, JoinCode, JoinRefused, LEADERBOARD_DELIVERY_BUDGET,
-    LEADERBOARD_SIZE, Millis, PlayerId, Progress, QuestionProgress, QuizDefinition,
+    LEADERBOARD_SIZE, Millis, PlayerId, Progress, QuestionProgress, QuizDefinition, RemoveOutcome,
 };
 
 use self::keys::QuizKeys;
@@ -315,6 +315,7 @@ impl Backplane for RedisBackplane {
             }
             "taken" => JoinResult::Refused(JoinRefused::NicknameTaken),
             "ended" => JoinResult::Refused(JoinRefused::QuizEnded),
+            "locked" => JoinResult::Refused(JoinRefused::Locked),
             "full" => JoinResult::Refused(JoinRefused::QuizFull),
             "not_found" => JoinResult::NotFound,
             _ => return reply.unknown(),
@@ -349,6 +350,7 @@ impl Backplane for RedisBackplane {
                 })
             }
             "invalid" => Ok(ResumeResult::InvalidToken),
+            "removed" => Ok(ResumeResult::Removed),
             _ => reply.unknown(),
         }
     }
@@ -386,6 +388,8 @@ impl Backplane for RedisBackplane {
             HostCommand::Next => "next",
             HostCommand::Skip => "skip",
             HostCommand::End => "end",
+            HostCommand::Lock => "lock",
+            HostCommand::Unlock => "unlock",
         };
         let reply: String = self
             .core
@@ -396,6 +400,24 @@ impl Backplane for RedisBackplane {
             "wrong_phase" => Ok(Some(CommandOutcome::WrongPhase)),
             "not_found" => Ok(None),
             other => Err(corrupt(format!("command: unknown reply {other:?}"))),
+        }
+    }
+
+    async fn remove(&self, code: &JoinCode, player: PlayerId) -> Result<Option<RemoveOutcome>> {
+        let reply: String = self
+            .core
+            .eval(
+                &self.core.scripts.remove,
+                code,
+                vec![i64::from(player).into()],
+            )
+            .await?;
+        match reply.as_str() {
+            "done" => Ok(Some(RemoveOutcome::Done)),
+            "wrong_phase" => Ok(Some(RemoveOutcome::WrongPhase)),
+            "no_such_player" => Ok(Some(RemoveOutcome::NoSuchPlayer)),
+            "not_found" => Ok(None),
+            other => Err(corrupt(format!("remove: unknown reply {other:?}"))),
         }
     }
 
@@ -446,7 +468,7 @@ impl Backplane for RedisBackplane {
             .client
             .hmget(
                 self.core.keys(code).meta,
-                vec!["phase", "players", "cur", "answered"],
+                vec!["phase", "players", "cur", "answered", "removed"],
             )
             .await
             .map_err(unavailable)?;
@@ -468,8 +490,9 @@ impl Backplane for RedisBackplane {
         } else {
             None
         };
+        let removed = field(4).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
         Ok(Some(Progress {
-            players: num(1, "players")?,
+            players: num(1, "players")?.saturating_sub(removed),
             question,
         }))
     }

@@ -19,6 +19,14 @@ local function arg(i) return ARGV[10 + i] end
 
 local function int(x) return string.format('%d', x) end
 local function pad(id) return string.format('%08d', tonumber(id)) end
+-- A player the host removed is out of the scores (every joined player has one
+-- from its join on). Callers know `pid` joined.
+local function removed(pid) return redis.call('ZSCORE', SCORES, pad(pid)) == false end
+-- Players in the quiz: joined ('players' also hands out ids), not removed.
+local function active_players()
+  local m = redis.call('HMGET', META, 'players', 'removed')
+  return tonumber(m[1]) - tonumber(m[2] or 0)
+end
 
 -- Redis's clock decides, for every node alike.
 local function now_ms()
@@ -86,7 +94,7 @@ end
 
 local function push_leaderboard(now)
   redis.call('HSET', META, 'lb_dirty', 0, 'lb_ms', now)
-  emit(now, '{"t":"leaderboard","top":' .. top_json() .. ',"players":' .. redis.call('HGET', META, 'players') .. '}')
+  emit(now, '{"t":"leaderboard","top":' .. top_json() .. ',"players":' .. int(active_players()) .. '}')
 end
 
 local function close(now, reason)
@@ -109,11 +117,11 @@ end
 
 local function end_quiz(now)
   redis.call('HSET', META, 'phase', 'ended')
-  emit(now, '{"t":"quiz_ended","top":' .. top_json() .. ',"players":' .. redis.call('HGET', META, 'players') .. '}')
+  emit(now, '{"t":"quiz_ended","top":' .. top_json() .. ',"players":' .. int(active_players()) .. '}')
 end
 
 local function snapshot(pid)
-  local m = redis.call('HMGET', META, 'phase', 'qcount', 'cur', 'started', 'deadline', 'answered', 'qchoices', 'players', 'seq')
+  local m = redis.call('HMGET', META, 'phase', 'qcount', 'cur', 'started', 'deadline', 'answered', 'qchoices', 'players', 'seq', 'locked')
   local phase, cur = m[1], tonumber(m[3])
   local question = 'null'
   if phase ~= 'ended' and cur >= 0 then
@@ -121,7 +129,7 @@ local function snapshot(pid)
       .. ',"distribution":' .. dist_json(tonumber(m[7])) .. '}'
   end
   local you = 'null'
-  if pid then
+  if pid and not removed(pid) then
     local stored = tonumber(redis.call('ZSCORE', SCORES, pad(pid)))
     local rank = redis.call('ZCOUNT', SCORES, '-inf', '(' .. int(stored)) + 1
     local answer = 'null'
@@ -132,8 +140,8 @@ local function snapshot(pid)
     you = '{"player_id":' .. int(pid) .. ',"nickname":' .. cjson.encode(redis.call('HGET', PLAYERS, pid)) .. ',"score":' .. int(-stored)
       .. ',"rank":' .. int(rank) .. ',"answer":' .. answer .. '}'
   end
-  return '{"phase":"' .. phase .. '","question_count":' .. m[2] .. ',"question":' .. question .. ',"players":' .. m[8]
-    .. ',"top":' .. top_json() .. ',"seq":' .. m[9] .. ',"you":' .. you .. '}'
+  return '{"phase":"' .. phase .. '","question_count":' .. m[2] .. ',"question":' .. question .. ',"players":' .. int(active_players())
+    .. ',"top":' .. top_json() .. ',"seq":' .. m[9] .. ',"you":' .. you .. ',"locked":' .. tostring(m[10] == '1') .. '}'
 end
 
 -- As quizgate_domain::replay: the events after `last` (a list, empty when up to

@@ -71,6 +71,8 @@ enum Op {
         right: bool,
         last_seq: Option<u64>,
     },
+    /// The host removes a player (`kick`); sometimes an unknown id.
+    Remove(usize),
 }
 
 fn join() -> impl Strategy<Value = Op> {
@@ -88,7 +90,9 @@ fn op() -> impl Strategy<Value = Op> {
         5 => prop_oneof![
             3 => Just(HostCommand::Start), 4 => Just(HostCommand::Next),
             2 => Just(HostCommand::Skip), 1 => Just(HostCommand::End),
+            1 => Just(HostCommand::Lock), 1 => Just(HostCommand::Unlock),
         ].prop_map(Op::Command),
+        2 => (0usize..64).prop_map(Op::Remove),
         5 => prop_oneof![3 => Just(0u64), 3 => 1u64..300, 2 => 300u64..2_500].prop_map(Op::Advance),
         3 => (0u16..3).prop_map(Op::Close),
         2 => Just(Op::Leaderboard),
@@ -256,6 +260,10 @@ impl Side {
                     }
                     None => "host refused".into(),
                 }
+            }
+            Op::Remove(player) => {
+                let id = (*player % (quiz.tokens.len() + 1)) as PlayerId + 1;
+                format!("remove {id}: {:?}", bp.remove(code, id).await?)
             }
         })
     }

@@ -4,11 +4,9 @@
 use std::sync::Arc;
 
 use quizgate_backplane::{JoinResult, ResumeResult, SessionToken};
-
-use crate::session::{Refused, Role as TokenRole};
 use quizgate_domain::{
-    AnswerOutcome, CommandOutcome, HostCommand, JoinCode, JoinRefused, QuizSnapshot,
-    validate_nickname,
+    AnswerOutcome, CommandOutcome, HostCommand, JoinCode, JoinRefused, PlayerId, QuizSnapshot,
+    RemoveOutcome, validate_nickname,
 };
 use quizgate_protocol::{
     AnswerResult, AnswerStatus, ClientFrame, ErrorCode, Role, ServerFrame, Welcome,
@@ -20,6 +18,7 @@ use super::{Connection, Step};
 use crate::close::Why;
 use crate::outbound::framed;
 use crate::registry::{Member, Room, Seat};
+use crate::session::{Refused, Role as TokenRole};
 use crate::view::{event_frame, quiz_view};
 
 // === impl Connection ===
@@ -98,6 +97,11 @@ impl Connection {
             ClientFrame::Start { rid } => self.on_command(HostCommand::Start, "start", rid).await,
             ClientFrame::Next { rid } => self.on_command(HostCommand::Next, "next", rid).await,
             ClientFrame::Skip { rid } => self.on_command(HostCommand::Skip, "skip", rid).await,
+            ClientFrame::Lock { rid } => self.on_command(HostCommand::Lock, "lock", rid).await,
+            ClientFrame::Unlock { rid } => {
+                self.on_command(HostCommand::Unlock, "unlock", rid).await
+            }
+            ClientFrame::Kick { player_id, rid } => self.on_kick(player_id, rid).await,
             ClientFrame::End { rid } => self.on_command(HostCommand::End, "end", rid).await,
             ClientFrame::Ping { rid } => {
                 self.send(&ServerFrame::Pong {
@@ -162,6 +166,10 @@ impl Connection {
                     ),
                     JoinRefused::QuizEnded => (ErrorCode::QuizEnded, "the quiz has ended"),
                     JoinRefused::QuizFull => (ErrorCode::QuizFull, "the quiz is full"),
+                    JoinRefused::Locked => (
+                        ErrorCode::QuizLocked,
+                        "the host locked the quiz to new players",
+                    ),
                 };
                 self.error(code, message, rid).await
             }
@@ -211,6 +219,15 @@ impl Connection {
                 welcome.resumed = Some(missed.is_some());
                 self.send_welcome_and_missed(&room, welcome, missed, last_seq)
                     .await
+            }
+            Ok(ResumeResult::Removed) => {
+                self.leave();
+                self.error(
+                    ErrorCode::Removed,
+                    "the host removed you from this quiz",
+                    rid,
+                )
+                .await
             }
             Ok(ResumeResult::InvalidToken) => {
                 self.leave();
@@ -407,19 +424,64 @@ impl Connection {
         step
     }
 
+    /// The room this connection hosts; otherwise the error has been sent.
+    async fn hosted_room(&mut self, rid: Option<u64>) -> Result<Arc<Room>, Step> {
+        match (&self.state, &self.room) {
+            (Seat::Host, Some(room)) => Ok(Arc::clone(room)),
+            (Seat::Player(_), _) => Err(self
+                .error(ErrorCode::NotHost, "only the host may do that", rid)
+                .await),
+            _ => Err(self
+                .error(ErrorCode::NotJoined, "authenticate as host first", rid)
+                .await),
+        }
+    }
+
+    async fn on_kick(&mut self, player: PlayerId, rid: Option<u64>) -> Step {
+        let room = match self.hosted_room(rid).await {
+            Ok(room) => room,
+            Err(step) => return step,
+        };
+        match self
+            .node
+            .call(self.node.backplane.remove(&room.code, player))
+            .await
+        {
+            Ok(Some(RemoveOutcome::Done)) => {
+                self.send(&ServerFrame::Ack {
+                    rid,
+                    command: "kick".to_owned(),
+                })
+                .await
+            }
+            Ok(Some(RemoveOutcome::WrongPhase)) => {
+                self.error(
+                    ErrorCode::WrongPhase,
+                    "kick only in the lobby or between questions",
+                    rid,
+                )
+                .await
+            }
+            Ok(Some(RemoveOutcome::NoSuchPlayer)) => {
+                self.error(
+                    ErrorCode::PlayerNotFound,
+                    format!("no player {player} in this quiz"),
+                    rid,
+                )
+                .await
+            }
+            Ok(None) => {
+                self.error(ErrorCode::QuizNotFound, "the quiz no longer exists", rid)
+                    .await
+            }
+            Err(e) => self.backplane_error(&e, rid).await,
+        }
+    }
+
     async fn on_command(&mut self, cmd: HostCommand, name: &'static str, rid: Option<u64>) -> Step {
-        let room = match (&self.state, &self.room) {
-            (Seat::Host, Some(room)) => Arc::clone(room),
-            (Seat::Player(_), _) => {
-                return self
-                    .error(ErrorCode::NotHost, "only the host may do that", rid)
-                    .await;
-            }
-            _ => {
-                return self
-                    .error(ErrorCode::NotJoined, "authenticate as host first", rid)
-                    .await;
-            }
+        let room = match self.hosted_room(rid).await {
+            Ok(room) => room,
+            Err(step) => return step,
         };
         match self
             .node

@@ -182,6 +182,40 @@ async fn play(
         )
     })
     .await?;
+    // The host removes a third player and locks the lobby for a while.
+    let mut cy = Client::connect(addr, encoding).await?;
+    let welcome = sent
+        .exchange(
+            &mut cy,
+            json!({"t": "join", "code": code, "nickname": "cy"}),
+            "welcome",
+        )
+        .await?;
+    let ServerFrame::Welcome(w) = welcome else {
+        bail!("cy: {welcome:?}")
+    };
+    let cy_id = w.player_id.context("cy's id")?;
+    sent.exchange(&mut host, json!({"t": "kick", "rid": 5}), "error")
+        .await?;
+    sent.exchange(&mut host, json!({"t": "kick", "player_id": 99}), "error")
+        .await?;
+    sent.exchange(&mut host, json!({"t": "kick", "player_id": cy_id}), "ack")
+        .await?;
+    assert_eq!(
+        cy.closed().await?,
+        4403,
+        "a removed player's connection closes"
+    );
+    sent.exchange(&mut host, json!({"t": "lock", "rid": 6}), "ack")
+        .await?;
+    sent.exchange(
+        &mut odd,
+        json!({"t": "join", "code": code, "nickname": "dee"}),
+        "error",
+    )
+    .await?;
+    sent.exchange(&mut host, json!({"t": "unlock"}), "ack")
+        .await?;
     sent.exchange(&mut host, json!({"t": "next", "rid": 2}), "error")
         .await?;
     sent.exchange(&mut ann, json!({"t": "start"}), "error")

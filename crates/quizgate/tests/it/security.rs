@@ -14,7 +14,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::support::{
-    expect_error, host, node, player, raw_close_code, raw_websocket, redis_node, reply, resume,
+    Backend, answer, both, command, expect_error, host, node, node_on, player, raw_close_code,
+    raw_websocket, redis_node, reply, resume,
 };
 
 /// A host and a player in a started quiz: the legitimate traffic that an
@@ -549,6 +550,72 @@ async fn a_session_is_live_on_one_connection_the_newest() -> Result<()> {
     );
     Ok(())
 }
+
+/// Bots pour into a quiz; the host locks the lobby, removes one, and plays on.
+async fn the_host_removes_players_and_locks_the_lobby(backend: Backend) -> Result<()> {
+    let node = node_on(backend, &[]).await?;
+    let addr = node.ws_addr;
+    let (code, host_token) = create_quiz(addr, &sample_quiz(2, 60_000)).await?;
+    let (mut host, _) = host(addr, &code, &host_token).await?;
+    let (mut ann, _) = player(addr, Encoding::Json, &code, "ann").await?;
+    let mut bots = Vec::new();
+    for i in 0..5 {
+        let (bot, welcome) = player(addr, Encoding::MsgPack, &code, &format!("bot{i}")).await?;
+        bots.push((
+            bot,
+            welcome.player_id.context("id")?,
+            welcome.token.context("token")?,
+        ));
+    }
+    command(&mut host, "lock").await?;
+    let mut late = Client::connect(addr, Encoding::Json).await?;
+    late.send(json!({"t": "join", "code": code, "nickname": "bot9"}))
+        .await?;
+    expect_error(&mut late, "quiz_locked").await?;
+
+    let (mut bot, bot_id, bot_token) = bots.remove(0);
+    host.send(json!({"t": "kick", "player_id": bot_id, "rid": 3}))
+        .await?;
+    assert!(matches!(reply(&mut host).await?, ServerFrame::Ack { .. }));
+    let removed = ann
+        .recv_until("the removal", |f| matches!(f, ServerFrame::Removed { .. }))
+        .await?;
+    assert!(matches!(removed, ServerFrame::Removed { player_id, .. } if player_id == bot_id));
+    assert_eq!(bot.closed().await?, 4403);
+    // The removed player cannot come back with its token.
+    let mut back = Client::connect(addr, Encoding::Json).await?;
+    back.send(json!({"t": "resume", "token": bot_token, "last_seq": 0}))
+        .await?;
+    expect_error(&mut back, "removed").await?;
+
+    // The quiz goes on without it: everyone else answering closes a question.
+    command(&mut host, "unlock").await?;
+    command(&mut host, "start").await?;
+    answer(&mut ann, 0, 0).await?;
+    for (b, _, _) in &mut bots {
+        answer(b, 0, 0).await?;
+    }
+    let reveal = ann
+        .recv_until("the reveal", |f| matches!(f, ServerFrame::Reveal { .. }))
+        .await?;
+    assert!(
+        matches!(reveal, ServerFrame::Reveal { answered: 5, .. }),
+        "{reveal:?}"
+    );
+    let board = ann
+        .recv_until("the leaderboard", |f| {
+            matches!(f, ServerFrame::Leaderboard { .. })
+        })
+        .await?;
+    let ServerFrame::Leaderboard { top, players, .. } = board else {
+        bail!("{board:?}")
+    };
+    assert_eq!(players, 5);
+    assert!(top.iter().all(|s| s.player_id != bot_id), "{top:?}");
+    Ok(())
+}
+
+both!(the_host_removes_players_and_locks_the_lobby);
 
 /// How many scripts Redis ran (every quiz rule is one `EVALSHA`).
 async fn evalsha_calls(redis: &quizgate_testkit::RedisServer) -> Result<u64> {
