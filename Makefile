@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help run test lint fmt deps cluster cluster-stop smoke bench
+.PHONY: help run test lint fmt deps cluster cluster-stop smoke bench fuzz fuzz-smoke
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -25,6 +25,12 @@ cluster: deps ## start Redis (AOF), three nodes and HAProxy on loopback; LB at w
 
 smoke: deps ## k6 smoke test (one whole quiz, 30 players) against a fresh local cluster of debug nodes
 	$(CARGO) build --locked -p quizgate && loadtest/smoke.sh
+
+fuzz: ## run each cargo-fuzz target for FUZZ_SECONDS (default 300; nightly Rust), growing fuzz/corpus
+	FUZZ_GROW=1 FUZZ_SECONDS=$${FUZZ_SECONDS:-300} fuzz/run.sh
+
+fuzz-smoke: ## run each fuzz target for 10 s (CI)
+	FUZZ_SECONDS=10 fuzz/run.sh
 
 bench: deps ## measure a local cluster (about 10 minutes) and write docs/benchmarks.md
 	$(CARGO) build --release --locked -p quizgate -p quizgate-loadgen -p quizgate-floor && python3 loadtest/bench.py

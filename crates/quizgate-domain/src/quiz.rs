@@ -328,7 +328,9 @@ impl Quiz {
         now: Millis,
         out: &mut Vec<Sequenced>,
     ) -> AnswerOutcome {
-        if self.is_removed(player) {
+        // Callers ask only for players of the quiz; one that is not (or no
+        // longer, see `remove`) gets no seat in the question, never a panic.
+        if !self.has_player(player) || self.is_removed(player) {
             return AnswerOutcome::WrongPhase;
         }
         if let Some(record) = self.answers.get(&(player, index)) {
@@ -923,6 +925,26 @@ mod tests {
         assert!(q.scores().iter().all(|(id, _)| *id != 2));
         q.command(HostCommand::End, 3_000, &mut out);
         assert_eq!(q.remove(1, 3_000, &mut out), RemoveOutcome::WrongPhase);
+    }
+
+    #[test]
+    fn an_answer_from_no_player_of_the_quiz_is_refused_not_a_panic() {
+        // Found by fuzz/fuzz_targets/play.rs (player 0 indexed players[-1]).
+        let mut q = quiz_with(&["ann"]);
+        let mut out = Vec::new();
+        q.command(HostCommand::Start, 1_000, &mut out);
+        assert_eq!(
+            q.answer(0, 0, 0, 1_100, &mut out),
+            AnswerOutcome::WrongPhase
+        );
+        assert_eq!(
+            q.answer(2, 0, 0, 1_100, &mut out),
+            AnswerOutcome::WrongPhase
+        );
+        assert!(matches!(
+            q.answer(1, 0, 0, 1_100, &mut out),
+            AnswerOutcome::Accepted(_)
+        ));
     }
 
     #[test]
