@@ -8,3 +8,5 @@ deploy/cluster/cluster.sh stop >/dev/null 2>&1 || true
 trap 'deploy/cluster/cluster.sh stop >/dev/null' EXIT
 deploy/cluster/cluster.sh start
 QUIZGATE_URL="http://127.0.0.1:$QG_BASE_PORT" k6 run --quiet loadtest/k6/smoke.js
+# The same quiz again over TLS, ended at HAProxy (deploy/haproxy/tls.cfg; self-signed).
+QUIZGATE_URL="https://127.0.0.1:$((QG_BASE_PORT + 443))" k6 run --quiet --insecure-skip-tls-verify loadtest/k6/smoke.js

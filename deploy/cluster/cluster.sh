@@ -7,7 +7,7 @@
 #
 # Environment: QUIZGATE_API_KEY (default qgk_local_cluster: the key that creates quizzes),
 # QG_RUN_DIR (default .cluster), QG_BASE_PORT (default 7000):
-# LB on BASE, nodes on BASE+1..3, admin on BASE+101..103, Redis on BASE+379.
+# LB on BASE (TLS on BASE+443), nodes on BASE+1..3, admin on BASE+101..103, Redis on BASE+379.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUN=${QG_RUN_DIR:-.cluster}
@@ -46,14 +46,20 @@ start() {
   for i in 1 2 3; do
     for _ in $(seq 100); do curl -fs "http://127.0.0.1:$((BASE + 100 + i))/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
   done
-  QG_LB_BIND="127.0.0.1:$BASE" \
+  # A self-signed certificate for the TLS frontend (deploy/haproxy/tls.cfg).
+  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    -keyout "$RUN/tls.key" -out "$RUN/tls.crt" 2>/dev/null
+  cat "$RUN/tls.crt" "$RUN/tls.key" > "$RUN/tls.pem"
+  QG_LB_BIND="127.0.0.1:$BASE" QG_LB_TLS_BIND="127.0.0.1:$((BASE + 443))" QG_TLS_PEM="$PWD/$RUN/tls.pem" \
   QG_NODE1="127.0.0.1:$((BASE + 1))" QG_NODE2="127.0.0.1:$((BASE + 2))" QG_NODE3="127.0.0.1:$((BASE + 3))" \
   QG_CHECK1=$((BASE + 101)) QG_CHECK2=$((BASE + 102)) QG_CHECK3=$((BASE + 103)) \
-    haproxy -f deploy/haproxy/haproxy.cfg -D -p "$PWD/$RUN/haproxy.pid"
+    haproxy -f deploy/haproxy/haproxy.cfg -f deploy/haproxy/tls.cfg -D -p "$PWD/$RUN/haproxy.pid"
   echo "haproxy $(cat "$RUN/haproxy.pid")" >> "$RUN/pids"
   cat <<MSG
 quizgate cluster up (stop with: make cluster-stop)
   players and hosts  ws://127.0.0.1:$BASE/ws   (HAProxy, sticky by source)
+  ... over TLS       wss://127.0.0.1:$((BASE + 443))/ws and https://…/v1/quizzes   (self-signed: $RUN/tls.crt)
   create a quiz      curl -s 127.0.0.1:$BASE/v1/quizzes -H 'Content-Type: application/json' -H 'Authorization: Bearer $KEY' -d @quiz.json
   nodes              127.0.0.1:$((BASE + 1))  :$((BASE + 2))  :$((BASE + 3))   (behind HAProxy only: they expect PROXY v2 headers)
   admin / metrics    http://127.0.0.1:$((BASE + 101))/metrics  :$((BASE + 102))  :$((BASE + 103))
