@@ -254,15 +254,26 @@ impl Origins {
     }
 }
 
-/// Who may create quizzes (`QUIZGATE_API_KEYS`, `QUIZGATE_OPEN_CREATE`).
+/// Who may create quizzes (`QUIZGATE_API_KEYS`, `QUIZGATE_JWT_KEYS`,
+/// `QUIZGATE_OPEN_CREATE`).
 #[derive(Debug, Clone, Default)]
 pub enum CreateAccess {
     /// Anyone who reaches the public port: the embedded default for `make
     /// run`, or a Redis-backed node told so explicitly.
     #[default]
     Open,
-    /// Holders of one of these API keys (several, so that keys can rotate).
-    Keys(Vec<ApiKey>),
+    /// Holders of an API key or of a JWT the node can verify.
+    Credentials(Credentials),
+}
+
+/// The operator credentials a node accepts; several of each at once, so
+/// that keys rotate.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    pub api_keys: Vec<ApiKey>,
+    pub jwt_keys: Vec<crate::jwt::JwtKey>,
+    /// The `aud` a JWT must carry.
+    pub jwt_audience: String,
 }
 
 /// Why a request may not create a quiz.
@@ -270,15 +281,19 @@ pub enum CreateAccess {
 pub(crate) enum Unauthorized {
     /// No `Authorization: Bearer …` header.
     Missing,
-    /// A key that is not one of the node's.
+    /// A key or a token that is not valid here.
     Wrong,
 }
 
 impl CreateAccess {
-    /// The name of the key a request presents in `Authorization: Bearer <key>`
-    /// (`None` when creation is open), or why it may not create.
-    pub(crate) fn check(&self, authorization: Option<&[u8]>) -> Result<Option<&str>, Unauthorized> {
-        let Self::Keys(keys) = self else {
+    /// The name of the credential a request presents in `Authorization:
+    /// Bearer …` (`None` when creation is open), or why it may not create.
+    /// A bearer with two dots is a JWT, anything else an API key.
+    pub(crate) fn check(
+        &self,
+        authorization: Option<&[u8]>,
+    ) -> Result<Option<String>, Unauthorized> {
+        let Self::Credentials(creds) = self else {
             return Ok(None);
         };
         let presented = authorization
@@ -287,12 +302,17 @@ impl CreateAccess {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, key)| key.trim())
             .ok_or(Unauthorized::Missing)?;
+        if presented.matches('.').count() == 2 {
+            return crate::jwt::verify(&creds.jwt_keys, &creds.jwt_audience, presented)
+                .map(Some)
+                .ok_or(Unauthorized::Wrong);
+        }
         let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         // Every key is compared, in constant time, whichever matches.
         let mut found = None;
-        for key in keys {
+        for key in &creds.api_keys {
             if bool::from(key.hash.ct_eq(&hash)) {
-                found = Some(key.name.as_str());
+                found = Some(key.name.clone());
             }
         }
         found.map(Some).ok_or(Unauthorized::Wrong)
@@ -420,9 +440,23 @@ mod tests {
     fn api_keys_are_checked_by_their_hash() {
         let a = ApiKey::parse(&ApiKey::entry("ops", "qgk_first")).expect("valid");
         let b = ApiKey::parse(&ApiKey::entry("ci-2", "qgk_second")).expect("valid");
-        let access = CreateAccess::Keys(vec![a, b]);
-        assert_eq!(access.check(Some(b"Bearer qgk_first")), Ok(Some("ops")));
-        assert_eq!(access.check(Some(b"bearer  qgk_second")), Ok(Some("ci-2")));
+        let access = CreateAccess::Credentials(Credentials {
+            api_keys: vec![a, b],
+            ..Credentials::default()
+        });
+        assert_eq!(
+            access.check(Some(b"Bearer qgk_first")),
+            Ok(Some("ops".into()))
+        );
+        assert_eq!(
+            access.check(Some(b"bearer  qgk_second")),
+            Ok(Some("ci-2".into()))
+        );
+        assert_eq!(
+            access.check(Some(b"Bearer a.b.c")),
+            Err(Unauthorized::Wrong),
+            "no JWT keys"
+        );
         assert_eq!(
             access.check(Some(b"Bearer qgk_third")),
             Err(Unauthorized::Wrong)

@@ -289,7 +289,7 @@ async fn create_quiz(node: &Node, address: AddressKey, req: Request<Incoming>) -
     }
     match node.call(node.backplane.create_quiz(def)).await {
         Ok(created) => {
-            tracing::info!(quiz = %created.code, key = key.unwrap_or("(open)"), "quiz created");
+            tracing::info!(quiz = %created.code, key = key.as_deref().unwrap_or("(open)"), "quiz created");
             let host_token = node.sessions.sign(
                 TokenRole::Host,
                 created.code.as_str(),

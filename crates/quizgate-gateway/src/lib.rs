@@ -13,6 +13,7 @@ mod connection;
 mod error;
 mod guard;
 mod http;
+mod jwt;
 mod listener;
 mod node;
 mod outbound;
@@ -26,6 +27,7 @@ mod wire;
 
 pub use config::{BackplaneConfig, Config};
 pub use error::GatewayError;
-pub use guard::{AddressLimits, ApiKey, CreateAccess};
+pub use guard::{AddressLimits, ApiKey, CreateAccess, Credentials};
+pub use jwt::JwtKey;
 pub use server::Server;
 pub use session::{MIN_SECRET_BYTES, SessionKey, SessionKeys};

@@ -11,8 +11,8 @@ use std::time::Duration;
 use clap::Parser;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use quizgate_gateway::{
-    AddressLimits, ApiKey, BackplaneConfig, Config, CreateAccess, MIN_SECRET_BYTES, Server,
-    SessionKey, SessionKeys,
+    AddressLimits, ApiKey, BackplaneConfig, Config, CreateAccess, Credentials, JwtKey,
+    MIN_SECRET_BYTES, Server, SessionKey, SessionKeys,
 };
 use quizgate_telemetry::LogFormat;
 use tokio_util::sync::CancellationToken;
@@ -119,6 +119,20 @@ struct Cli {
         default_value = ""
     )]
     api_keys: Vec<String>,
+    /// JWTs that may create quizzes: keys that verify them, comma-separated
+    /// `hs256:ID:SECRET-HEX`, `rs256:ID:PUBLIC-KEY.pem` or
+    /// `eddsa:ID:PUBLIC-KEY.pem`. Tokens need `exp` and `aud`; `nbf` is checked.
+    #[arg(
+        long,
+        env = "QUIZGATE_JWT_KEYS",
+        value_delimiter = ',',
+        default_value = "",
+        hide_env_values = true
+    )]
+    jwt_keys: Vec<String>,
+    /// The `aud` a host's JWT must carry.
+    #[arg(long, env = "QUIZGATE_JWT_AUDIENCE", default_value = "quizgate")]
+    jwt_audience: String,
     /// Let anyone who reaches the public port create quizzes. Without API keys
     /// an embedded node is open anyway; a Redis-backed one refuses to start
     /// unless this is set.
@@ -224,17 +238,30 @@ impl Cli {
             .map(|e| ApiKey::parse(e))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("invalid QUIZGATE_API_KEYS: {e}"))?;
-        let create_access = match (keys.is_empty(), self.open_create) {
+        let jwt_keys = self
+            .jwt_keys
+            .iter()
+            .filter(|e| !e.trim().is_empty())
+            .map(|e| JwtKey::parse(e))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("invalid QUIZGATE_JWT_KEYS: {e}"))?;
+        let no_credentials = keys.is_empty() && jwt_keys.is_empty();
+        let create_access = match (no_credentials, self.open_create) {
             (false, true) => {
                 return Err(
-                    "invalid QUIZGATE_OPEN_CREATE: set it or QUIZGATE_API_KEYS, not both".into(),
+                    "invalid QUIZGATE_OPEN_CREATE: set it or QUIZGATE_API_KEYS / QUIZGATE_JWT_KEYS, not both"
+                        .into(),
                 );
             }
-            (false, false) => CreateAccess::Keys(keys),
+            (false, false) => CreateAccess::Credentials(Credentials {
+                api_keys: keys,
+                jwt_keys,
+                jwt_audience: self.jwt_audience.clone(),
+            }),
             (true, true) => CreateAccess::Open,
             (true, false) if self.redis_url.is_some() => {
                 return Err("QUIZGATE_API_KEYS is unset: a Redis-backed node refuses to let anyone create quizzes; \
-                     add keys (quizgate keygen NAME) or set QUIZGATE_OPEN_CREATE=true"
+                     add keys (quizgate keygen api NAME) or JWT keys (QUIZGATE_JWT_KEYS), or set QUIZGATE_OPEN_CREATE=true"
                     .into());
             }
             (true, false) => CreateAccess::Open,

@@ -303,6 +303,100 @@ async fn only_holders_of_an_api_key_create_quizzes() -> Result<()> {
 }
 
 #[tokio::test]
+async fn hosts_create_quizzes_with_jwts_from_a_shared_or_a_public_key() -> Result<()> {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    // An Ed25519 key pair, as an identity provider would have; the node gets
+    // the public half only.
+    let dir = std::env::temp_dir().join(format!("quizgate-jwt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let (private, public) = (dir.join("ed.pem"), dir.join("ed.pub.pem"));
+    let genkey = std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(&private)
+        .status()?;
+    let pubkey = std::process::Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&private)
+        .arg("-out")
+        .arg(&public)
+        .status()?;
+    assert!(
+        genkey.success() && pubkey.success(),
+        "openssl made the key pair"
+    );
+    let secret = "0f".repeat(32);
+    let keys = format!("hs256:shared:{secret},eddsa:idp:{}", public.display());
+    let node = node(&[("QUIZGATE_JWT_KEYS", keys.as_str())]).await?;
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let claims = |aud: &str, exp: u64, nbf: u64| json!({"sub": "host-app", "aud": aud, "exp": exp, "nbf": nbf});
+    let hs = |claims: serde_json::Value| -> Result<String> {
+        let key = EncodingKey::from_secret(&quizgate_jwt_secret(&secret));
+        Ok(encode(&Header::new(Algorithm::HS256), &claims, &key)?)
+    };
+    let ed = |claims: serde_json::Value| -> Result<String> {
+        let key = EncodingKey::from_ed_pem(&std::fs::read(&private)?)?;
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some("idp".into());
+        Ok(encode(&header, &claims, &key)?)
+    };
+    let good = claims("quizgate", now + 300, now - 10);
+    let cases = [
+        (hs(good.clone())?, 201),
+        (ed(good.clone())?, 201),
+        (hs(claims("quizgate", now - 120, now - 300))?, 401), // expired
+        (hs(claims("elsewhere", now + 300, now - 10))?, 401), // another audience
+        (hs(claims("quizgate", now + 900, now + 600))?, 401), // not yet valid
+        (hs(json!({"sub": "x", "aud": "quizgate"}))?, 401),   // no exp
+        (format!("{}x", hs(good.clone())?), 401),             // tampered
+        (
+            // Signed with a key the node does not have.
+            encode(
+                &Header::new(Algorithm::HS256),
+                &good,
+                &EncodingKey::from_secret(&[7u8; 32]),
+            )?,
+            401,
+        ),
+    ];
+    let def = sample_quiz(1, 10_000).to_string();
+    for (token, want) in cases {
+        let bearer = format!("Bearer {token}");
+        let headers = [
+            ("Content-Type", "application/json"),
+            ("Authorization", bearer.as_str()),
+        ];
+        let (status, body) = http_request_with(
+            node.ws_addr,
+            "POST",
+            "/v1/quizzes",
+            &headers,
+            def.as_bytes(),
+        )
+        .await?;
+        assert_eq!(status, want, "{token}: {body}");
+    }
+    assert!(
+        node.logs()
+            .iter()
+            .any(|l| l.contains("quiz created") && l.contains("jwt:host-app")),
+        "the token's subject is logged"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// The HS256 secret's bytes, as the node reads `hs256:ID:SECRET-HEX`.
+fn quizgate_jwt_secret(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test]
 async fn an_embedded_node_without_keys_is_open_and_says_so() -> Result<()> {
     let node = node(&[("QUIZGATE_API_KEYS", "")]).await?;
     let def = sample_quiz(1, 10_000).to_string();
