@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use crate::guard::{AddressLimits, CreateAccess};
 use crate::session::SessionKeys;
+use crate::tls::TlsFiles;
 
 /// Everything a node can be told. Parsing and validation happen in the binary;
 /// these values are already checked.
@@ -52,6 +53,10 @@ pub struct Config {
     pub create_access: CreateAccess,
     /// What one client address may hold and do.
     pub address_limits: AddressLimits,
+    /// TLS on the public listener (certificate and key files); `None`: clear text.
+    pub tls: Option<TlsFiles>,
+    /// How often the TLS files are looked at for a new certificate.
+    pub tls_reload_interval: Duration,
     /// Every public connection starts with a PROXY protocol header (v1 or v2)
     /// naming the client: set it behind a load balancer that sends one.
     pub proxy_protocol: bool,
@@ -109,6 +114,8 @@ impl Default for Config {
             create_access: CreateAccess::Open,
             address_limits: AddressLimits::default(),
             proxy_protocol: false,
+            tls: None,
+            tls_reload_interval: Duration::from_secs(10),
             session_keys: None,
         }
     }

@@ -8,6 +8,8 @@ pub enum GatewayError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Tls(String),
     #[error("backplane: {0}")]
     Backplane(#[from] quizgate_backplane::BackplaneError),
 }

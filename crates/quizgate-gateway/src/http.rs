@@ -17,8 +17,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use quizgate_domain::{DomainError, QuizDefinition};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::guard::{AddressKey, Admitted, Unauthorized};
@@ -32,12 +32,14 @@ type Reply = Response<Full<Bytes>>;
 
 /// Serves one public HTTP connection; `admitted` (its slots among the node's
 /// and its address's connections) is held until it closes.
-pub(crate) async fn serve_public(
+pub(crate) async fn serve_public<S>(
     node: Arc<Node>,
-    stream: TcpStream,
+    stream: S,
     admitted: Admitted,
     stop: CancellationToken,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let header_timeout = node.config.handshake_timeout;
     let key = admitted.key;
     let svc = service_fn(move |req| {
@@ -51,7 +53,10 @@ pub(crate) async fn serve_public(
 
 /// Answers a connection that may not be served (the node or its address is
 /// at its connection limit), without reading its request.
-pub(crate) async fn refuse(mut stream: TcpStream, status: u16, message: &str) {
+pub(crate) async fn refuse<S>(mut stream: S, status: u16, message: &str)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let (reason, code) = match status {
         429 => ("Too Many Requests", "rate_limited"),
         _ => ("Service Unavailable", "unavailable"),
@@ -113,8 +118,9 @@ pub(crate) async fn serve_admin(node: Arc<Node>, listener: TcpListener, stop: Ca
 
 /// Serves one HTTP/1.1 connection; a request's headers must arrive within
 /// `header_timeout` (hyper closes the connection otherwise).
-async fn serve<S>(stream: TcpStream, svc: S, header_timeout: Duration, stop: CancellationToken)
+async fn serve<I, S>(stream: I, svc: S, header_timeout: Duration, stop: CancellationToken)
 where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::Service<Request<Incoming>, Response = Reply, Error = Infallible>,
     S::Future: Send + 'static,
 {

@@ -22,6 +22,7 @@ mod registry;
 mod server;
 mod session;
 mod ticker;
+mod tls;
 mod view;
 mod wire;
 
@@ -29,5 +30,11 @@ pub use config::{BackplaneConfig, Config};
 pub use error::GatewayError;
 pub use guard::{AddressLimits, ApiKey, CreateAccess, Credentials};
 pub use jwt::JwtKey;
+pub use tls::TlsFiles;
+
+/// Loads the TLS files as a node would, to check them before anything starts.
+pub fn check_tls(files: &TlsFiles) -> Result<(), String> {
+    tls::Tls::new(files.clone()).map(|_| ())
+}
 pub use server::Server;
 pub use session::{MIN_SECRET_BYTES, SessionKey, SessionKeys};

@@ -79,37 +79,85 @@ async fn handle(node: Arc<Node>, mut stream: TcpStream, peer: IpAddr, drain: Can
     // beside the WebSockets, and one address cannot take every slot.
     let slot = Arc::clone(&node.connection_slots).try_acquire_owned().ok();
     let address = node.addresses.connect(key);
-    match timeout(node.config.handshake_timeout, is_websocket(&stream)).await {
-        Ok(Ok(true)) => websocket(node, stream, key, slot, address, drain).await,
-        Ok(Ok(false)) => match (slot, address) {
-            (Some(slot), Some(address)) => {
-                let admitted = Admitted::new(key, slot, address);
-                crate::http::serve_public(node, stream, admitted, drain).await;
-            }
-            (None, _) => {
-                node.metrics.handshakes.with_label_values(&["full"]).inc();
-                crate::http::refuse(stream, 503, "node at its connection limit, retry").await;
-            }
-            (Some(_), None) => {
-                node.refuse("address_connections");
-                crate::http::refuse(stream, 429, TOO_MANY_CONNECTIONS).await;
-            }
-        },
-        _ => node
-            .metrics
-            .handshakes
-            .with_label_values(&["timeout"])
-            .inc(),
+    let Some(tls) = &node.tls else {
+        match timeout(node.config.handshake_timeout, is_websocket(&stream)).await {
+            Ok(Ok(true)) => websocket(node, Wire::new(stream), key, slot, address, drain).await,
+            Ok(Ok(false)) => http(node, stream, key, slot, address, drain).await,
+            _ => handshake_timed_out(&node),
+        }
+        return;
+    };
+    // TLS: the handshake first (within the same deadline), then the wire
+    // holds the session, and the request line is read through it.
+    let started = tokio::time::Instant::now();
+    let limit = node.config.handshake_timeout;
+    let accepted = match timeout(limit, tls.acceptor.accept(stream)).await {
+        Ok(Ok(accepted)) => accepted,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, %client, "TLS handshake failed");
+            node.refuse("tls");
+            return;
+        }
+        Err(_) => return handshake_timed_out(&node),
+    };
+    let (tcp, session) = accepted.into_inner();
+    let wire = Wire::new_tls(tcp, session);
+    match timeout(limit.saturating_sub(started.elapsed()), sniff(&wire)).await {
+        Ok(Ok(true)) => websocket(node, wire, key, slot, address, drain).await,
+        Ok(Ok(false)) => http(node, WireStream(wire), key, slot, address, drain).await,
+        _ => handshake_timed_out(&node),
+    }
+}
+
+fn handshake_timed_out(node: &Node) {
+    node.metrics
+        .handshakes
+        .with_label_values(&["timeout"])
+        .inc();
+}
+
+/// Serves an HTTP connection, or answers 503/429 if it holds no slot.
+async fn http<S>(
+    node: Arc<Node>,
+    io: S,
+    key: AddressKey,
+    slot: Option<OwnedSemaphorePermit>,
+    address: Option<AddressSlot>,
+    drain: CancellationToken,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    match (slot, address) {
+        (Some(slot), Some(address)) => {
+            let admitted = Admitted::new(key, slot, address);
+            crate::http::serve_public(node, io, admitted, drain).await;
+        }
+        (None, _) => {
+            node.metrics.handshakes.with_label_values(&["full"]).inc();
+            crate::http::refuse(io, 503, "node at its connection limit, retry").await;
+        }
+        (Some(_), None) => {
+            node.refuse("address_connections");
+            crate::http::refuse(io, 429, TOO_MANY_CONNECTIONS).await;
+        }
     }
 }
 
 const TOO_MANY_CONNECTIONS: &str =
     "too many connections from your address: see QUIZGATE_MAX_CONNECTIONS_PER_ADDRESS";
 
-/// Peeks (without consuming) at the request line: `GET /ws` goes to the
-/// WebSocket handshake, everything else to HTTP.
-async fn is_websocket(stream: &TcpStream) -> std::io::Result<bool> {
+/// `GET /ws` (then a space or a `?`) goes to the WebSocket handshake,
+/// everything else to HTTP; `None` while `seen` is too short to tell.
+fn is_websocket_line(seen: &[u8]) -> Option<bool> {
     const WS: &[u8] = b"GET /ws";
+    if !WS.starts_with(&seen[..seen.len().min(WS.len())]) {
+        return Some(false);
+    }
+    (seen.len() > WS.len()).then(|| matches!(seen[WS.len()], b' ' | b'?'))
+}
+
+/// Peeks (without consuming) at the request line (see [`is_websocket_line`]).
+async fn is_websocket(stream: &TcpStream) -> std::io::Result<bool> {
     let mut buf = [0u8; 8];
     // Bounded: a request line arrives in one segment in practice; this only
     // covers a client that trickles its first bytes.
@@ -118,23 +166,40 @@ async fn is_websocket(stream: &TcpStream) -> std::io::Result<bool> {
         if n == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
-        let seen = &buf[..n];
-        if !WS.starts_with(&seen[..n.min(WS.len())]) {
-            return Ok(false);
-        }
-        if n == buf.len() {
-            return Ok(matches!(buf[7], b' ' | b'?'));
+        if let Some(ws) = is_websocket_line(&buf[..n]) {
+            return Ok(ws);
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     Err(std::io::ErrorKind::TimedOut.into())
 }
 
+/// The same over TLS: reads the first bytes through the wire, then gives
+/// them back to it for whoever reads next.
+async fn sniff(wire: &Arc<Wire>) -> std::io::Result<bool> {
+    use tokio::io::AsyncReadExt;
+    let mut stream = WireStream(Arc::clone(wire));
+    let mut buf = [0u8; 8];
+    let mut n = 0;
+    let decided = loop {
+        let read = stream.read(&mut buf[n..]).await?;
+        if read == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        n += read;
+        if let Some(ws) = is_websocket_line(&buf[..n]) {
+            break ws;
+        }
+    };
+    wire.unread(&buf[..n]);
+    Ok(decided)
+}
+
 // tungstenite's callback type fixes the error type's size.
 #[allow(clippy::result_large_err)]
 async fn websocket(
     node: Arc<Node>,
-    stream: TcpStream,
+    wire: Arc<Wire>,
     key: AddressKey,
     slot: Option<OwnedSemaphorePermit>,
     address: Option<AddressSlot>,
@@ -177,7 +242,6 @@ async fn websocket(
     };
     // The socket is shared from here on: the fan-out writes events into it
     // without waking the connection's task (see `crate::wire`).
-    let wire = Wire::new(stream);
     let handshake = tokio_tungstenite::accept_hdr_async_with_config(
         WireStream(Arc::clone(&wire)),
         callback,

@@ -37,6 +37,8 @@ pub(crate) struct Node {
     pub(crate) origins: Origins,
     pub(crate) addresses: Arc<Addresses>,
     pub(crate) sessions: SessionKeys,
+    /// TLS on the public listener, when configured.
+    pub(crate) tls: Option<crate::tls::Tls>,
 }
 
 impl Node {
@@ -45,6 +47,7 @@ impl Node {
         backplane: Arc<dyn Backplane>,
         registry: Arc<Registry>,
         metrics: Metrics,
+        tls: Option<crate::tls::Tls>,
     ) -> Self {
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(config.read_buffer_bytes)
@@ -58,6 +61,7 @@ impl Node {
         Self {
             calls: Semaphore::new(config.max_inflight_calls),
             connection_slots: Arc::new(Semaphore::new(config.max_connections)),
+            tls,
             origins: Origins::new(&config.allowed_origins),
             addresses: Arc::new(Addresses::new(config.address_limits)),
             sessions: config.session_keys.clone().unwrap_or_else(|| {

@@ -32,6 +32,12 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// Binds both listeners and connects the backplane. Nothing is served yet.
     pub async fn bind(config: Config) -> Result<Self, GatewayError> {
+        let tls = config
+            .tls
+            .clone()
+            .map(crate::tls::Tls::new)
+            .transpose()
+            .map_err(GatewayError::Tls)?;
         let listener = listen(config.listen)?;
         let admin = listen(config.admin_listen)?;
         let metrics = Metrics::new();
@@ -88,7 +94,7 @@ impl Server {
                 }
             }
         };
-        let node = Arc::new(Node::new(config, backplane, registry, metrics));
+        let node = Arc::new(Node::new(config, backplane, registry, metrics, tls));
         Ok(Self {
             node,
             listener,
@@ -132,6 +138,9 @@ impl Server {
             Arc::clone(&node),
             stop_background.clone(),
         ));
+        if node.tls.is_some() {
+            background.spawn(reload_tls(Arc::clone(&node), stop_background.clone()));
+        }
         node.tasks.spawn(crate::listener::accept(
             Arc::clone(&node),
             listener,
@@ -166,6 +175,22 @@ impl Server {
         background.wait().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Looks at the TLS files every `tls_reload_interval`; a changed pair serves
+/// new connections from then on.
+async fn reload_tls(node: Arc<Node>, stop: CancellationToken) {
+    let every = node.config.tls_reload_interval;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Some(tls) = &node.tls {
+            tls.reload_if_changed();
+        }
     }
 }
 

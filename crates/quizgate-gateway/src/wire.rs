@@ -16,6 +16,11 @@
 //! earlier event waits in its queue; otherwise it goes to the queue, and the
 //! task writes it from there, in sequence order, skipping what the client's
 //! snapshot already held.
+//!
+//! On a TLS connection (see `crate::tls`) the wire holds the connection's
+//! rustls state too: bytes are encrypted as they are accepted, and what the
+//! socket cannot take waits as TLS records in rustls's buffer (bounded the
+//! same way) instead of in `pending`.
 
 use std::io;
 use std::pin::Pin;
@@ -52,6 +57,12 @@ struct Out {
     queued: usize,
     /// A write failed: the task will find the connection gone.
     broken: bool,
+    /// The TLS session, on a TLS connection.
+    tls: Option<Box<rustls::ServerConnection>>,
+    /// Bytes read to tell WebSocket from HTTP, given back to the next read.
+    unread: Vec<u8>,
+    /// The TLS close_notify has been queued.
+    closing: bool,
 }
 
 /// What became of an event offered to a connection.
@@ -75,6 +86,27 @@ impl Wire {
         })
     }
 
+    /// A wire for a TLS connection whose handshake is done.
+    pub(crate) fn new_tls(tcp: TcpStream, mut tls: rustls::ServerConnection) -> Arc<Self> {
+        tls.set_buffer_limit(Some(MAX_PENDING));
+        Arc::new(Self {
+            tcp,
+            out: Mutex::new(Out {
+                tls: Some(Box::new(tls)),
+                ..Out::default()
+            }),
+            wake: Notify::new(),
+        })
+    }
+
+    /// Gives back bytes already read: the next reads return them first.
+    pub(crate) fn unread(&self, bytes: &[u8]) {
+        let mut out = self.out();
+        let mut back = bytes.to_vec();
+        back.extend_from_slice(&out.unread);
+        out.unread = back;
+    }
+
     /// The lock is never held across an await, so a poisoned one is consistent.
     fn out(&self) -> MutexGuard<'_, Out> {
         self.out.lock().unwrap_or_else(|p| p.into_inner())
@@ -85,6 +117,25 @@ impl Wire {
     fn put(&self, out: &mut Out, bytes: &[u8]) -> io::Result<()> {
         if out.broken {
             return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        if let Some(tls) = out.tls.as_mut() {
+            // Encrypted now, in order; rustls keeps what the socket does not take.
+            let taken = io::Write::write(&mut tls.writer(), bytes)?;
+            if taken < bytes.len() {
+                return Err(io::Error::other("the client does not read fast enough"));
+            }
+            return match write_tls(&self.tcp, tls) {
+                Ok(()) => {
+                    if tls.wants_write() {
+                        self.wake.notify_one();
+                    }
+                    Ok(())
+                }
+                Err(e) => {
+                    out.broken = true;
+                    Err(e)
+                }
+            };
         }
         let mut rest = bytes;
         if out.pending.is_empty() {
@@ -209,7 +260,8 @@ impl Wire {
     }
 
     pub(crate) fn has_pending(&self) -> bool {
-        !self.out().pending.is_empty()
+        let out = self.out();
+        !out.pending.is_empty() || out.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 
     /// Writes what waits, until the socket takes it all.
@@ -217,26 +269,133 @@ impl Wire {
         loop {
             {
                 let mut out = self.out();
-                if out.pending.is_empty() {
-                    return Poll::Ready(Ok(()));
-                }
-                match self.tcp.try_write(&out.pending) {
-                    Ok(n) => {
-                        out.pending.drain(..n);
-                        if out.pending.is_empty() {
-                            // Give back what a burst made it grow to.
-                            out.pending = Vec::new();
-                        }
-                        continue;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => {
+                if let Some(tls) = out.tls.as_mut() {
+                    if let Err(e) = write_tls(&self.tcp, tls) {
                         out.broken = true;
                         return Poll::Ready(Err(e));
+                    }
+                    if !tls.wants_write() {
+                        return Poll::Ready(Ok(()));
+                    }
+                    // The socket is full: wait below until it is writable.
+                } else if out.pending.is_empty() {
+                    return Poll::Ready(Ok(()));
+                } else {
+                    match self.tcp.try_write(&out.pending) {
+                        Ok(n) => {
+                            out.pending.drain(..n);
+                            if out.pending.is_empty() {
+                                // Give back what a burst made it grow to.
+                                out.pending = Vec::new();
+                            }
+                            continue;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => {
+                            out.broken = true;
+                            return Poll::Ready(Err(e));
+                        }
                     }
                 }
             }
             ready!(self.tcp.poll_write_ready(cx))?;
+        }
+    }
+}
+
+/// Writes rustls's waiting TLS records until none is left or the socket
+/// would block (which clears its write readiness, so waiting on it works).
+fn write_tls(tcp: &TcpStream, tls: &mut rustls::ServerConnection) -> io::Result<()> {
+    struct Socket<'a>(&'a TcpStream);
+    impl io::Write for Socket<'_> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.try_write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    while tls.wants_write() {
+        match tls.write_tls(&mut Socket(tcp)) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+impl Drop for Wire {
+    fn drop(&mut self) {
+        // Best effort, without waiting: a TLS peer learns the end was meant.
+        self.close_notify();
+        let mut out = self.out();
+        if let Some(tls) = out.tls.as_mut() {
+            let _ = write_tls(&self.tcp, tls);
+        }
+    }
+}
+
+impl Wire {
+    /// Queues a TLS close_notify (once); the next drain writes it.
+    fn close_notify(&self) {
+        let mut out = self.out();
+        if !out.closing
+            && let Some(tls) = out.tls.as_mut()
+        {
+            tls.send_close_notify();
+            out.closing = true;
+        }
+    }
+
+    /// Reads plaintext from the TLS session, reading TLS records off the
+    /// socket when it has none; `Ok` with nothing read at the end.
+    fn poll_read_tls(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        struct Socket<'a>(&'a TcpStream);
+        impl io::Read for Socket<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                self.0.try_read(buf)
+            }
+        }
+        loop {
+            {
+                let mut out = self.out();
+                let Some(tls) = out.tls.as_mut() else {
+                    return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+                };
+                match io::Read::read(&mut tls.reader(), buf.initialize_unfilled()) {
+                    Ok(n) => {
+                        buf.advance(n);
+                        return Poll::Ready(Ok(()));
+                    }
+                    // A peer that hung up without close_notify: the end.
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        return Poll::Ready(Ok(()));
+                    }
+                    Err(e) if e.kind() != io::ErrorKind::WouldBlock => return Poll::Ready(Err(e)),
+                    Err(_) => {}
+                }
+                match tls.read_tls(&mut Socket(&self.tcp)) {
+                    Ok(0) => return Poll::Ready(Ok(())),
+                    Ok(_) => {
+                        let processed = tls.process_new_packets();
+                        // Alerts, session tickets, key updates: out now if they can.
+                        let written = write_tls(&self.tcp, tls);
+                        if let Err(e) = processed {
+                            return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, e)));
+                        }
+                        if let Err(e) = written {
+                            out.broken = true;
+                            return Poll::Ready(Err(e));
+                        }
+                        continue;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+            ready!(self.tcp.poll_read_ready(cx))?;
         }
     }
 }
@@ -251,6 +410,19 @@ impl AsyncRead for WireStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        {
+            let mut out = self.0.out();
+            if !out.unread.is_empty() {
+                let n = out.unread.len().min(buf.remaining());
+                buf.put_slice(&out.unread[..n]);
+                out.unread.drain(..n);
+                return Poll::Ready(Ok(()));
+            }
+            if out.tls.is_some() {
+                drop(out);
+                return self.0.poll_read_tls(cx, buf);
+            }
+        }
         loop {
             ready!(self.0.tcp.poll_read_ready(cx))?;
             match self.0.tcp.try_read(buf.initialize_unfilled()) {
@@ -280,7 +452,9 @@ impl AsyncWrite for WireStream {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // The socket closes when the last holder of the wire lets it go.
+        // The socket closes when the last holder of the wire lets it go; a
+        // TLS session says so first (close_notify), once.
+        self.0.close_notify();
         self.0.poll_drain(cx)
     }
 }

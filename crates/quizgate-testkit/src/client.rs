@@ -10,11 +10,18 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
+/// What a client's WebSocket runs over: a TCP stream, or TLS over one.
+pub(crate) trait Io:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + std::fmt::Debug
+{
+}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + std::fmt::Debug> Io for T {}
+
 /// A WebSocket client speaking JSON or MessagePack. It keeps every broadcast
 /// frame it received, so tests can check order and gaps.
 #[derive(Debug)]
 pub struct Client {
-    ws: WebSocketStream<TcpStream>,
+    ws: WebSocketStream<Box<dyn Io>>,
     pub encoding: Encoding,
     /// Every sequenced frame received, in arrival order.
     pub events: Vec<ServerFrame>,
@@ -84,12 +91,26 @@ impl Client {
             .map(|(c, _)| c)
     }
 
+    /// Connects over TLS, trusting the CA (or self-signed certificate) in
+    /// `ca_pem` for the name `localhost`.
+    pub async fn connect_tls(
+        addr: SocketAddr,
+        encoding: Encoding,
+        ca_pem: &std::path::Path,
+    ) -> Result<Self> {
+        let stream = crate::tls::connect(addr, ca_pem).await?;
+        Self::handshake(stream, addr, Some(encoding.subprotocol()), &[])
+            .await
+            .map(|(c, _)| c)
+    }
+
     async fn handshake(
-        stream: TcpStream,
+        stream: impl Io + 'static,
         addr: SocketAddr,
         subprotocol: Option<&str>,
         headers: &[(&str, &str)],
     ) -> Result<(Self, Option<String>)> {
+        let stream: Box<dyn Io> = Box::new(stream);
         let mut req = format!("ws://{addr}/ws").into_client_request()?;
         for (name, value) in headers {
             req.headers_mut().insert(

@@ -29,8 +29,20 @@ pub async fn http_request_with(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Result<(u16, String)> {
+    let stream = TcpStream::connect(addr).await?;
+    request_over(stream, addr, method, path, headers, body).await
+}
+
+/// The same over an open stream (TLS, say).
+pub async fn request_over(
+    mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(u16, String)> {
     tokio::time::timeout(crate::WAIT, async {
-        let mut stream = TcpStream::connect(addr).await?;
         let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
         let head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",

@@ -8,11 +8,12 @@ mod haproxy;
 mod http;
 mod node;
 mod redis;
+pub mod tls;
 mod wait;
 
 pub use client::Client;
 pub use haproxy::Haproxy;
-pub use http::{create_quiz, http_request, http_request_with, sample_quiz};
+pub use http::{create_quiz, http_request, http_request_with, request_over, sample_quiz};
 pub use node::NodeProcess;
 pub use redis::{RedisCluster, RedisServer};
 /// The WebSocket library the client uses, for tests that craft raw frames.

@@ -12,7 +12,7 @@ use clap::Parser;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use quizgate_gateway::{
     AddressLimits, ApiKey, BackplaneConfig, Config, CreateAccess, Credentials, JwtKey,
-    MIN_SECRET_BYTES, Server, SessionKey, SessionKeys,
+    MIN_SECRET_BYTES, Server, SessionKey, SessionKeys, TlsFiles,
 };
 use quizgate_telemetry::LogFormat;
 use tokio_util::sync::CancellationToken;
@@ -149,6 +149,17 @@ struct Cli {
     /// Quizzes created per minute from one address (bursts of a minute's worth).
     #[arg(long, env = "QUIZGATE_CREATES_PER_ADDRESS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
     creates_per_address: u32,
+    /// TLS on the public port: the certificate chain (PEM). With
+    /// QUIZGATE_TLS_KEY; unset: clear text (TLS at the balancer).
+    #[arg(long, env = "QUIZGATE_TLS_CERT")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// TLS on the public port: the private key (PEM) of QUIZGATE_TLS_CERT.
+    #[arg(long, env = "QUIZGATE_TLS_KEY")]
+    tls_key: Option<std::path::PathBuf>,
+    /// How often the TLS files are looked at; a changed pair serves new
+    /// connections from then on, live ones keep theirs.
+    #[arg(long, env = "QUIZGATE_TLS_RELOAD_INTERVAL", default_value = "10s", value_parser = duration)]
+    tls_reload_interval: Duration,
     /// Every public connection starts with a PROXY protocol header (v1 or v2,
     /// HAProxy's send-proxy-v2) naming the client; connections without one are
     /// closed. Set it behind a load balancer that sends it, never otherwise.
@@ -213,6 +224,7 @@ impl Cli {
             ("QUIZGATE_HTTP_BODY_TIMEOUT", self.http_body_timeout),
             ("QUIZGATE_JOIN_TIMEOUT", self.join_timeout),
             ("QUIZGATE_SESSION_TTL", self.session_ttl),
+            ("QUIZGATE_TLS_RELOAD_INTERVAL", self.tls_reload_interval),
         ];
         if let Some(bad) = self.allowed_origins.iter().find(|o| !is_origin(o)) {
             return Err(format!(
@@ -279,6 +291,20 @@ impl Cli {
                 .into());
         }
         let session_keys = SessionKeys::new(session_keys, self.session_ttl);
+        let tls = match (self.tls_cert.clone(), self.tls_key.clone()) {
+            (Some(cert), Some(key)) => {
+                let files = TlsFiles { cert, key };
+                quizgate_gateway::check_tls(&files)
+                    .map_err(|e| format!("invalid QUIZGATE_TLS_CERT / QUIZGATE_TLS_KEY: {e}"))?;
+                Some(files)
+            }
+            (None, None) => None,
+            _ => {
+                return Err(
+                    "invalid QUIZGATE_TLS_CERT / QUIZGATE_TLS_KEY: set both or neither".into(),
+                );
+            }
+        };
         Ok(Config {
             listen: self.listen,
             admin_listen: self.admin_listen,
@@ -329,6 +355,8 @@ impl Cli {
             create_access,
             session_keys,
             proxy_protocol: self.proxy_protocol,
+            tls,
+            tls_reload_interval: self.tls_reload_interval,
             address_limits: AddressLimits {
                 connections: self.max_connections_per_address,
                 joins_per_second: self.joins_per_address,

@@ -711,6 +711,143 @@ async fn the_host_removes_players_and_locks_the_lobby(backend: Backend) -> Resul
 
 both!(the_host_removes_players_and_locks_the_lobby);
 
+/// A self-signed certificate for `localhost` and its key, made by openssl.
+fn self_signed(
+    dir: &std::path::Path,
+    name: &str,
+) -> Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let (cert, key) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", &format!("/CN={name}")])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        // An end-entity certificate (webpki refuses a CA as one).
+        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()?;
+    anyhow::ensure!(status.success(), "openssl req");
+    Ok((cert, key))
+}
+
+#[tokio::test]
+async fn tls_clients_play_a_quiz_against_a_tls_node_through_a_certificate_change() -> Result<()> {
+    use quizgate_testkit::{request_over, tls};
+    let dir = std::env::temp_dir().join(format!("quizgate-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let (first_cert, first_key) = self_signed(&dir, "first")?;
+    let (second_cert, second_key) = self_signed(&dir, "second")?;
+    let (cert, key) = (dir.join("node.crt"), dir.join("node.key"));
+    std::fs::copy(&first_cert, &cert)?;
+    std::fs::copy(&first_key, &key)?;
+    // The clients trust both certificates.
+    let trust = dir.join("trust.pem");
+    std::fs::write(
+        &trust,
+        [std::fs::read(&first_cert)?, std::fs::read(&second_cert)?].concat(),
+    )?;
+    let node = node(&[
+        ("QUIZGATE_TLS_CERT", cert.to_str().context("path")?),
+        ("QUIZGATE_TLS_KEY", key.to_str().context("path")?),
+        ("QUIZGATE_TLS_RELOAD_INTERVAL", "100ms"),
+    ])
+    .await?;
+    let addr = node.ws_addr;
+
+    // Create over HTTPS, then host and play over WSS, in both encodings.
+    let def = sample_quiz(2, 60_000).to_string();
+    let key_header = bearer();
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Authorization", key_header.as_str()),
+    ];
+    let stream = tls::connect(addr, &trust).await?;
+    let (status, body) = request_over(
+        stream,
+        addr,
+        "POST",
+        "/v1/quizzes",
+        &headers,
+        def.as_bytes(),
+    )
+    .await?;
+    assert_eq!(status, 201, "{body}");
+    let created: serde_json::Value = serde_json::from_str(&body)?;
+    let (code, host_token) = (
+        created["code"].as_str().context("code")?,
+        created["host_token"].as_str().context("token")?,
+    );
+    let mut host = Client::connect_tls(addr, Encoding::Json, &trust).await?;
+    host.send(json!({"t": "host", "code": code, "token": host_token}))
+        .await?;
+    assert!(matches!(reply(&mut host).await?, ServerFrame::Welcome(_)));
+    let mut players = Vec::new();
+    for (i, encoding) in [Encoding::Json, Encoding::MsgPack].into_iter().enumerate() {
+        let mut p = Client::connect_tls(addr, encoding, &trust).await?;
+        p.send(json!({"t": "join", "code": code, "nickname": format!("p{i}")}))
+            .await?;
+        assert!(matches!(reply(&mut p).await?, ServerFrame::Welcome(_)));
+        players.push(p);
+    }
+    command(&mut host, "start").await?;
+    for p in &mut players {
+        p.recv_until("the question", |f| {
+            matches!(f, ServerFrame::Question { .. })
+        })
+        .await?;
+        answer(p, 0, 0).await?;
+    }
+    for p in &mut players {
+        p.recv_until("the reveal", |f| matches!(f, ServerFrame::Reveal { .. }))
+            .await?;
+        p.recv_until("the leaderboard", |f| {
+            matches!(f, ServerFrame::Leaderboard { .. })
+        })
+        .await?;
+    }
+
+    // A new certificate: new connections get it, live ones play on.
+    let before = tls::peer_certificate(addr, &trust).await?;
+    std::fs::copy(&second_cert, &cert)?;
+    std::fs::copy(&second_key, &key)?;
+    quizgate_testkit::wait_until(
+        "the new certificate is served",
+        Duration::from_secs(5),
+        || async {
+            let now = tls::peer_certificate(addr, &trust).await?;
+            anyhow::ensure!(now != before, "still the first certificate");
+            Ok(())
+        },
+    )
+    .await?;
+    command(&mut host, "next").await?;
+    for p in &mut players {
+        p.recv_until("the second question", |f| {
+            matches!(f, ServerFrame::Question { .. })
+        })
+        .await?;
+        p.send(json!({"t": "ping"})).await?;
+        assert!(matches!(reply(p).await?, ServerFrame::Pong { .. }));
+    }
+    // A client that does not speak TLS gets nothing.
+    assert!(Client::connect(addr, Encoding::Json).await.is_err());
+    assert!(refused(&node, "tls").await? >= 1);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
 /// How many scripts Redis ran (every quiz rule is one `EVALSHA`).
 async fn evalsha_calls(redis: &quizgate_testkit::RedisServer) -> Result<u64> {
     let stats = redis.cli(&["INFO", "commandstats"]).await?;
