@@ -53,6 +53,9 @@ pub struct Config {
     pub create_access: CreateAccess,
     /// What one client address may hold and do.
     pub address_limits: AddressLimits,
+    /// `/ws/echo`: a WebSocket echo with the `/ws` configuration and limits,
+    /// for conformance suites (Autobahn). Off by default.
+    pub echo_endpoint: bool,
     /// TLS on the public listener (certificate and key files); `None`: clear text.
     pub tls: Option<TlsFiles>,
     /// How often the TLS files are looked at for a new certificate.
@@ -114,6 +117,7 @@ impl Default for Config {
             create_access: CreateAccess::Open,
             address_limits: AddressLimits::default(),
             proxy_protocol: false,
+            echo_endpoint: false,
             tls: None,
             tls_reload_interval: Duration::from_secs(10),
             session_keys: None,

@@ -146,14 +146,15 @@ async fn http<S>(
 const TOO_MANY_CONNECTIONS: &str =
     "too many connections from your address: see QUIZGATE_MAX_CONNECTIONS_PER_ADDRESS";
 
-/// `GET /ws` (then a space or a `?`) goes to the WebSocket handshake,
-/// everything else to HTTP; `None` while `seen` is too short to tell.
+/// `GET /ws` (then a space, a `?`, or the `/` of `/ws/echo`) goes to the
+/// WebSocket handshake, everything else to HTTP; `None` while `seen` is too
+/// short to tell.
 fn is_websocket_line(seen: &[u8]) -> Option<bool> {
     const WS: &[u8] = b"GET /ws";
     if !WS.starts_with(&seen[..seen.len().min(WS.len())]) {
         return Some(false);
     }
-    (seen.len() > WS.len()).then(|| matches!(seen[WS.len()], b' ' | b'?'))
+    (seen.len() > WS.len()).then(|| matches!(seen[WS.len()], b' ' | b'?' | b'/'))
 }
 
 /// Peeks (without consuming) at the request line (see [`is_websocket_line`]).
@@ -206,9 +207,12 @@ async fn websocket(
     drain: CancellationToken,
 ) {
     let mut encoding = Encoding::Json;
+    let mut echo = false;
     let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
-        if req.uri().path() != "/ws" {
-            return Err(reject(StatusCode::NOT_FOUND, "no such endpoint: use /ws"));
+        match req.uri().path() {
+            "/ws" => {}
+            "/ws/echo" if node.config.echo_endpoint => echo = true,
+            _ => return Err(reject(StatusCode::NOT_FOUND, "no such endpoint: use /ws")),
         }
         if address.is_none() {
             node.refuse("address_connections");
@@ -282,6 +286,11 @@ async fn websocket(
     // idle connection keeps only what serving it needs.
     let node2 = Arc::clone(&node);
     let admitted = Admitted::new(key, slot, address);
+    if echo {
+        node.tasks
+            .spawn(crate::connection::echo(node2, ws, drain, admitted));
+        return;
+    }
     node.tasks.spawn(crate::connection::serve(
         node2, ws, wire, encoding, drain, admitted,
     ));

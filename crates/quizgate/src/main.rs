@@ -149,6 +149,10 @@ struct Cli {
     /// Quizzes created per minute from one address (bursts of a minute's worth).
     #[arg(long, env = "QUIZGATE_CREATES_PER_ADDRESS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
     creates_per_address: u32,
+    /// Serve /ws/echo: a WebSocket echo with the /ws configuration and limits,
+    /// for conformance suites (Autobahn). Never on a node players use.
+    #[arg(long, env = "QUIZGATE_ECHO_ENDPOINT", default_value_t = false, action = clap::ArgAction::Set)]
+    echo_endpoint: bool,
     /// TLS on the public port: the certificate chain (PEM). With
     /// QUIZGATE_TLS_KEY; unset: clear text (TLS at the balancer).
     #[arg(long, env = "QUIZGATE_TLS_CERT")]
@@ -357,6 +361,7 @@ impl Cli {
             proxy_protocol: self.proxy_protocol,
             tls,
             tls_reload_interval: self.tls_reload_interval,
+            echo_endpoint: self.echo_endpoint,
             address_limits: AddressLimits {
                 connections: self.max_connections_per_address,
                 joins_per_second: self.joins_per_address,

@@ -94,6 +94,51 @@ pub(crate) async fn serve(
     drop(admitted);
 }
 
+/// `/ws/echo` (`QUIZGATE_ECHO_ENDPOINT`): sends every text and binary message
+/// back as it came, under the `/ws` configuration (frame size, UTF-8, the
+/// frame rate, pings, the drain), for WebSocket conformance suites. It joins
+/// no quiz and takes no backplane call.
+pub(crate) async fn echo(
+    node: Arc<Node>,
+    mut ws: WebSocketStream<WireStream>,
+    drain: CancellationToken,
+    _admitted: Admitted,
+) {
+    let mut limits = Limits::new(node.config.frames_per_second);
+    let limit = node.config.write_timeout;
+    let why = loop {
+        let msg = tokio::select! {
+            _ = drain.cancelled() => break Some(Why::Draining),
+            msg = ws.next() => msg,
+        };
+        let reply = match msg {
+            None => break None,
+            Some(Err(e)) => break Why::of_read_error(&e),
+            Some(Ok(Message::Close(_))) => {
+                // tungstenite answers the close; let it go out.
+                let _ = timeout(Duration::from_secs(1), ws.flush()).await;
+                break None;
+            }
+            Some(Ok(msg @ (Message::Text(_) | Message::Binary(_)))) => Some(msg),
+            Some(Ok(_)) => None,
+        };
+        if let Some(limits::Over::Closed) = limits.over_rate() {
+            break Some(Why::Abuse);
+        }
+        let sent = match reply {
+            Some(msg) => timeout(limit, ws.send(msg)).await,
+            // A ping's pong, queued by tungstenite, goes out now.
+            None => timeout(limit, ws.flush()).await,
+        };
+        if !matches!(sent, Ok(Ok(()))) {
+            break None;
+        }
+    };
+    if let Some(why) = why {
+        close::close(&mut ws, why, &node.metrics, Duration::from_secs(2)).await;
+    }
+}
+
 // === impl Connection ===
 
 impl Connection {
