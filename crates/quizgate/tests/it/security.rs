@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use quizgate_protocol::{Encoding, ServerFrame};
+use quizgate_testkit::tungstenite::Message;
 use quizgate_testkit::{
     Client, NodeProcess, create_quiz, http_request, http_request_with, sample_quiz,
 };
@@ -935,6 +936,55 @@ async fn the_echo_endpoint_for_conformance_suites_is_off_unless_asked() -> Resul
     let mut s = raw_upgrade(on.ws_addr, "/ws/echo").await?;
     s.write_all(&client_frame(true, 0x1, &[0xff, 0xfe])).await?;
     assert_eq!(raw_close_code(&mut s).await?, 1007);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_costliest_frames_from_many_connections_leave_a_quiz_prompt() -> Result<()> {
+    let node = node(&[]).await?;
+    let addr = node.ws_addr;
+    let mut bystander = Bystander::start(addr).await?;
+    // The worst 4 KiB frames there are for each decoder (docs/benchmarks.md):
+    // MessagePack map32/array32 headers declaring 2^32-1 elements, a map of
+    // 2,000 tiny fields, and a JSON object of 380 fields.
+    let mut headers = vec![0x82, 0xa1, b't', 0xa4, b'j', b'o', b'i', b'n', 0xa1, b'x'];
+    headers.extend(std::iter::repeat_n([0xdd, 0xff, 0xff, 0xff, 0xff], 800).flatten());
+    headers.truncate(4096);
+    let mut wide = vec![0xde, 0x07, 0xd0];
+    for i in 0..2000u32 {
+        wide.extend_from_slice(&[0xa1, b'a' + (i % 26) as u8, (i % 128) as u8]);
+    }
+    wide.truncate(4096);
+    let fields: Vec<String> = (0..380).map(|i| format!(r#""k{i}":{i}"#)).collect();
+    let json_frame = format!(r#"{{"t":"join",{}}}"#, fields.join(","));
+    let mut attackers = Vec::new();
+    for i in 0..30 {
+        let encoding = if i % 3 == 2 {
+            Encoding::Json
+        } else {
+            Encoding::MsgPack
+        };
+        attackers.push((Client::connect(addr, encoding).await?, i));
+    }
+    for round in 0..20 {
+        for (c, i) in &mut attackers {
+            let msg = match *i % 3 {
+                0 => Message::binary(headers.clone()),
+                1 => Message::binary(wide.clone()),
+                _ => Message::text(json_frame.clone()),
+            };
+            c.send_raw(msg).await?;
+        }
+        if round % 5 == 4 {
+            bystander.still_prompt().await?;
+        }
+    }
+    // Each got its errors (malformed or invalid), none took the node down.
+    for (c, _) in &mut attackers {
+        let got = reply(c).await?;
+        assert!(matches!(got, ServerFrame::Error { .. }), "{got:?}");
+    }
+    bystander.still_prompt().await?;
     Ok(())
 }
 
