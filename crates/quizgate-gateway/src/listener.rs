@@ -62,13 +62,7 @@ async fn handle(node: Arc<Node>, mut stream: TcpStream, peer: IpAddr, drain: Can
                 node.refuse("proxy_header");
                 return;
             }
-            Err(_) => {
-                node.metrics
-                    .handshakes
-                    .with_label_values(&["timeout"])
-                    .inc();
-                return;
-            }
+            Err(_) => return handshake_timed_out(&node),
         }
     } else {
         peer
@@ -261,13 +255,7 @@ async fn websocket(
                 .inc();
             return;
         }
-        Err(_) => {
-            node.metrics
-                .handshakes
-                .with_label_values(&["timeout"])
-                .inc();
-            return;
-        }
+        Err(_) => return handshake_timed_out(&node),
     };
     let (Some(slot), Some(address)) = (slot, address) else {
         node.metrics.handshakes.with_label_values(&["full"]).inc();

@@ -21,6 +21,11 @@ use crate::registry::{Member, Room, Seat};
 use crate::session::{Refused, Role as TokenRole};
 use crate::view::{event_frame, quiz_view};
 
+/// What a host command came to: done or refused with an error (`None`: the
+/// quiz is gone), or the backplane failed.
+type HostOutcome =
+    Result<Option<Result<(), (ErrorCode, String)>>, quizgate_backplane::BackplaneError>;
+
 // === impl Connection ===
 
 impl Connection {
@@ -442,40 +447,24 @@ impl Connection {
             Ok(room) => room,
             Err(step) => return step,
         };
-        match self
+        let outcome = self
             .node
             .call(self.node.backplane.remove(&room.code, player))
             .await
-        {
-            Ok(Some(RemoveOutcome::Done)) => {
-                self.send(&ServerFrame::Ack {
-                    rid,
-                    command: "kick".to_owned(),
+            .map(|found| {
+                found.map(|outcome| match outcome {
+                    RemoveOutcome::Done => Ok(()),
+                    RemoveOutcome::WrongPhase => Err((
+                        ErrorCode::WrongPhase,
+                        "kick only in the lobby or between questions".to_owned(),
+                    )),
+                    RemoveOutcome::NoSuchPlayer => Err((
+                        ErrorCode::PlayerNotFound,
+                        format!("no player {player} in this quiz"),
+                    )),
                 })
-                .await
-            }
-            Ok(Some(RemoveOutcome::WrongPhase)) => {
-                self.error(
-                    ErrorCode::WrongPhase,
-                    "kick only in the lobby or between questions",
-                    rid,
-                )
-                .await
-            }
-            Ok(Some(RemoveOutcome::NoSuchPlayer)) => {
-                self.error(
-                    ErrorCode::PlayerNotFound,
-                    format!("no player {player} in this quiz"),
-                    rid,
-                )
-                .await
-            }
-            Ok(None) => {
-                self.error(ErrorCode::QuizNotFound, "the quiz no longer exists", rid)
-                    .await
-            }
-            Err(e) => self.backplane_error(&e, rid).await,
-        }
+            });
+        self.host_reply("kick", outcome, rid).await
     }
 
     async fn on_command(&mut self, cmd: HostCommand, name: &'static str, rid: Option<u64>) -> Step {
@@ -483,26 +472,34 @@ impl Connection {
             Ok(room) => room,
             Err(step) => return step,
         };
-        match self
+        let outcome = self
             .node
             .call(self.node.backplane.command(&room.code, cmd))
             .await
-        {
-            Ok(Some(CommandOutcome::Done)) => {
+            .map(|found| {
+                found.map(|outcome| match outcome {
+                    CommandOutcome::Done => Ok(()),
+                    CommandOutcome::WrongPhase => Err((
+                        ErrorCode::WrongPhase,
+                        format!("{name} does not fit the quiz's phase"),
+                    )),
+                })
+            });
+        self.host_reply(name, outcome, rid).await
+    }
+
+    /// Answers a host's command: `ack`, or the error that says why not
+    /// (`None`: the quiz is gone).
+    async fn host_reply(&mut self, name: &str, outcome: HostOutcome, rid: Option<u64>) -> Step {
+        match outcome {
+            Ok(Some(Ok(()))) => {
                 self.send(&ServerFrame::Ack {
                     rid,
                     command: name.to_owned(),
                 })
                 .await
             }
-            Ok(Some(CommandOutcome::WrongPhase)) => {
-                self.error(
-                    ErrorCode::WrongPhase,
-                    format!("{name} does not fit the quiz's phase"),
-                    rid,
-                )
-                .await
-            }
+            Ok(Some(Err((code, message)))) => self.error(code, message, rid).await,
             Ok(None) => {
                 self.error(ErrorCode::QuizNotFound, "the quiz no longer exists", rid)
                     .await
