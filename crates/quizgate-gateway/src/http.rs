@@ -158,6 +158,10 @@ fn admin(node: &Node, req: &Request<Incoming>) -> Reply {
                 .client_connections
                 .set(node.config.max_connections.saturating_sub(free) as i64);
             node.metrics.addresses.set(node.addresses.tracked() as i64);
+            node.metrics.ready.set(i64::from(node.is_ready()));
+            node.metrics
+                .backplane_up
+                .set(i64::from(node.backplane.is_ready()));
             let mut resp = text(StatusCode::OK, &node.metrics.render());
             resp.headers_mut().insert(
                 CONTENT_TYPE,
@@ -293,7 +297,7 @@ async fn create_quiz(node: &Node, address: AddressKey, req: Request<Incoming>) -
     if let Err(DomainError::InvalidDefinition { field, reason }) = def.validate() {
         return invalid_definition(&field, &reason);
     }
-    match node.call(node.backplane.create_quiz(def)).await {
+    match node.call("create", node.backplane.create_quiz(def)).await {
         Ok(created) => {
             tracing::info!(quiz = %created.code, key = key.as_deref().unwrap_or("(open)"), "quiz created");
             let host_token = node.sessions.sign(

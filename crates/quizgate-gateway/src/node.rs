@@ -78,6 +78,65 @@ impl Node {
         }
     }
 
+    /// Shows every labelled series from the start, at zero: a series that
+    /// appears only once something happened leaves dashboards and `rate()`
+    /// blind until then. Every label set here is bounded.
+    pub(crate) fn preset_metrics(&self) {
+        let m = &self.metrics;
+        let closes = quizgate_protocol::CloseCode::ALL.map(|c| c.code().to_string());
+        for code in closes.iter().map(String::as_str).chain(["timeout"]) {
+            m.closes.with_label_values(&[code]);
+        }
+        for code in quizgate_protocol::ErrorCode::ALL {
+            m.errors.with_label_values(&[code.as_str()]);
+        }
+        let sets: [(&prometheus::IntCounterVec, &[&str]); 5] = [
+            (
+                &m.answers,
+                &[
+                    "accepted",
+                    "duplicate",
+                    "late",
+                    "wrong_phase",
+                    "invalid_choice",
+                ],
+            ),
+            (&m.handshakes, &["ok", "rejected", "timeout", "full"]),
+            (
+                &m.frames_in,
+                &[
+                    "join", "resume", "host", "answer", "start", "next", "skip", "end", "kick",
+                    "lock", "unlock", "ping", "invalid",
+                ],
+            ),
+            (
+                &m.refused,
+                &[
+                    "origin",
+                    "content_type",
+                    "body_timeout",
+                    "join_timeout",
+                    "unauthorized",
+                    "token",
+                    "address_connections",
+                    "address_joins",
+                    "address_creations",
+                    "proxy_header",
+                    "tls",
+                ],
+            ),
+            (&m.backplane_errors, &["unavailable", "busy", "corrupt"]),
+        ];
+        for (vec, values) in sets {
+            for v in values {
+                vec.with_label_values(&[v]);
+            }
+        }
+        for call in ["create", "join", "resume", "host", "command", "kick"] {
+            m.backplane_call_seconds.with_label_values(&[call]);
+        }
+    }
+
     pub(crate) fn next_conn_id(&self) -> ConnId {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
     }
@@ -99,8 +158,10 @@ impl Node {
     /// happened, and its retry would then find its own nickname taken).
     pub(crate) async fn call<T>(
         &self,
+        kind: &'static str,
         call: impl Future<Output = Result<T, BackplaneError>>,
     ) -> Result<T, BackplaneError> {
+        let waited = std::time::Instant::now();
         let _slot = match tokio::time::timeout(self.config.call_queue_timeout, self.calls.acquire())
             .await
         {
@@ -112,7 +173,16 @@ impl Node {
                 )));
             }
         };
-        call.await
+        self.metrics
+            .admission_wait_seconds
+            .observe(waited.elapsed().as_secs_f64());
+        let started = std::time::Instant::now();
+        let result = call.await;
+        self.metrics
+            .backplane_call_seconds
+            .with_label_values(&[kind])
+            .observe(started.elapsed().as_secs_f64());
+        result
     }
 
     /// The error frame for a failed backplane call, counted.

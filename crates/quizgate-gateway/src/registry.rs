@@ -570,6 +570,15 @@ impl Registry {
             }
         }
         self.metrics.frames_out.inc_by(direct);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        for event in events {
+            let delay_ms = now_ms.saturating_sub(event.ts_ms);
+            self.metrics
+                .event_delivery_seconds
+                .observe(delay_ms as f64 / 1000.0);
+        }
         // A removed player got the event like everyone; now its connection goes.
         for event in events {
             if let Event::PlayerRemoved { player_id } = event.event {

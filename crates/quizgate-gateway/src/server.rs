@@ -95,6 +95,7 @@ impl Server {
             }
         };
         let node = Arc::new(Node::new(config, backplane, registry, metrics, tls));
+        node.preset_metrics();
         Ok(Self {
             node,
             listener,
@@ -152,6 +153,7 @@ impl Server {
 
         shutdown.cancelled().await;
         node.ready.store(false, Ordering::SeqCst);
+        node.metrics.draining.set(1);
         let open = node.metrics.connections.get();
         tracing::info!(
             connections = open,

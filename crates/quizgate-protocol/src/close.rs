@@ -47,6 +47,24 @@ pub enum CloseGroup {
 }
 
 impl CloseCode {
+    /// Every code the server sends.
+    pub const ALL: [Self; 14] = [
+        Self::Normal,
+        Self::GoingAway,
+        Self::ProtocolError,
+        Self::UnsupportedData,
+        Self::InvalidPayload,
+        Self::PolicyViolation,
+        Self::MessageTooBig,
+        Self::InternalError,
+        Self::TryAgainLater,
+        Self::QuizGone,
+        Self::Removed,
+        Self::SlowConsumer,
+        Self::JoinTimeout,
+        Self::SessionReplaced,
+    ];
+
     pub fn code(self) -> u16 {
         self as u16
     }

@@ -41,6 +41,31 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, e.g. to show each one's metric series from the start.
+    pub const ALL: [Self; 21] = [
+        Self::MalformedFrame,
+        Self::UnknownType,
+        Self::InvalidFrame,
+        Self::InvalidCode,
+        Self::InvalidNickname,
+        Self::NicknameTaken,
+        Self::QuizNotFound,
+        Self::QuizEnded,
+        Self::QuizFull,
+        Self::QuizLocked,
+        Self::Removed,
+        Self::PlayerNotFound,
+        Self::AlreadyJoined,
+        Self::NotJoined,
+        Self::NotHost,
+        Self::InvalidToken,
+        Self::WrongPhase,
+        Self::InvalidChoice,
+        Self::RateLimited,
+        Self::Unavailable,
+        Self::Internal,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::MalformedFrame => "malformed_frame",

@@ -1,6 +1,6 @@
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 /// Every metric a node exports, registered once at start-up.
@@ -39,6 +39,23 @@ pub struct Metrics {
     /// Requests and connections refused by a check or a limit before any quiz
     /// rule ran, by reason (docs/security.md lists them).
     pub refused: IntCounterVec,
+    /// WebSocket connections opened since start (closes: `closes_total`).
+    pub connections_opened: IntCounter,
+    /// Players seated on this node (joined or resumed, not yet gone).
+    pub players: IntGauge,
+    /// From an event's publication (its `ts`) to its write into local sockets.
+    pub event_delivery_seconds: Histogram,
+    /// Client-driven backplane calls by kind (`create`, `join`, `resume`,
+    /// `host`, `command`, `kick`), from the slot taken to the answer.
+    pub backplane_call_seconds: HistogramVec,
+    /// Time a client-driven call waited for one of the node's call slots.
+    pub admission_wait_seconds: Histogram,
+    /// 1 while the node drains (SIGTERM), else 0.
+    pub draining: IntGauge,
+    /// 1 while `/readyz` would answer 200, else 0 (set when scraped).
+    pub ready: IntGauge,
+    /// 1 while the backplane (Redis) is reachable, else 0 (set when scraped).
+    pub backplane_up: IntGauge,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -129,6 +146,43 @@ impl Metrics {
                 "refused_total",
                 "Requests and connections refused by a check or a limit, by reason.",
                 "reason",
+            ),
+            connections_opened: counter(
+                "connections_opened_total",
+                "WebSocket connections opened.",
+            ),
+            players: gauge("players", "Players seated on this node."),
+            event_delivery_seconds: histogram(
+                "event_delivery_seconds",
+                "From an event's publication to its write into this node's sockets.",
+            ),
+            backplane_call_seconds: {
+                let h = HistogramVec::new(
+                    HistogramOpts::new(
+                        "backplane_call_seconds",
+                        "Client-driven backplane calls by kind, from the slot taken to the answer.",
+                    )
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+                    &["call"],
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(h.clone()))
+                    .expect("registered once");
+                h
+            },
+            admission_wait_seconds: histogram(
+                "admission_wait_seconds",
+                "Time a client-driven call waited for a call slot.",
+            ),
+            draining: gauge("draining", "1 while the node drains, else 0."),
+            ready: gauge(
+                "ready",
+                "1 while the node takes traffic (/readyz 200), else 0.",
+            ),
+            backplane_up: gauge(
+                "backplane_up",
+                "1 while the backplane (Redis) is reachable, else 0.",
             ),
             registry,
         }

@@ -140,7 +140,7 @@ impl Connection {
         };
         match self
             .node
-            .call(self.node.backplane.join(&code, &nickname))
+            .call("join", self.node.backplane.join(&code, &nickname))
             .await
         {
             Ok(JoinResult::Joined(session)) => {
@@ -214,7 +214,7 @@ impl Connection {
         };
         match self
             .node
-            .call(self.node.backplane.resume(&token, last_seq))
+            .call("resume", self.node.backplane.resume(&token, last_seq))
             .await
         {
             Ok(ResumeResult::Resumed { session, missed }) => {
@@ -281,7 +281,7 @@ impl Connection {
         };
         match self
             .node
-            .call(self.node.backplane.host(&code, token, last_seq))
+            .call("host", self.node.backplane.host(&code, token, last_seq))
             .await
         {
             Ok(Some(hosted)) => {
@@ -449,7 +449,7 @@ impl Connection {
         };
         let outcome = self
             .node
-            .call(self.node.backplane.remove(&room.code, player))
+            .call("kick", self.node.backplane.remove(&room.code, player))
             .await
             .map(|found| {
                 found.map(|outcome| match outcome {
@@ -474,7 +474,7 @@ impl Connection {
         };
         let outcome = self
             .node
-            .call(self.node.backplane.command(&room.code, cmd))
+            .call("command", self.node.backplane.command(&room.code, cmd))
             .await
             .map(|found| {
                 found.map(|outcome| match outcome {

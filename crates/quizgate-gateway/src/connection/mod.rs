@@ -70,6 +70,7 @@ pub(crate) async fn serve(
 ) {
     let id = node.next_conn_id();
     node.metrics.connections.inc();
+    node.metrics.connections_opened.inc();
     let rate = node.config.frames_per_second;
     let mut conn = Connection {
         id,
@@ -267,6 +268,13 @@ impl Connection {
     /// Takes a seat in the room, for this connection and its member alike.
     fn sit(&mut self, room: &Room, seat: Seat) {
         room.set_seat(self.id, seat);
+        let players = &self.node.metrics.players;
+        match (self.state, seat) {
+            (Seat::Player(_), Seat::Player(_)) => {}
+            (Seat::Player(_), _) => players.dec(),
+            (_, Seat::Player(_)) => players.inc(),
+            _ => {}
+        }
         self.state = seat;
     }
 
@@ -277,6 +285,9 @@ impl Connection {
         }
         self.wire.go_quiet();
         self.rx = None;
+        if matches!(self.state, Seat::Player(_)) {
+            self.node.metrics.players.dec();
+        }
         self.state = Seat::Empty;
     }
 

@@ -4,6 +4,7 @@ mod admin;
 mod bad_input;
 mod chaos;
 mod cluster;
+mod observability;
 mod protocol;
 mod quiz;
 mod schema;
