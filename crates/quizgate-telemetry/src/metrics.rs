@@ -1,6 +1,6 @@
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Every metric a node exports, registered once at start-up.
@@ -56,6 +56,8 @@ pub struct Metrics {
     pub ready: IntGauge,
     /// 1 while the backplane (Redis) is reachable, else 0 (set when scraped).
     pub backplane_up: IntGauge,
+    /// Always 1, labelled with the running version.
+    pub build_info: IntGaugeVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -184,6 +186,18 @@ impl Metrics {
                 "backplane_up",
                 "1 while the backplane (Redis) is reachable, else 0.",
             ),
+            build_info: {
+                let g = IntGaugeVec::new(
+                    Opts::new("build_info", "Always 1, labelled with the running version."),
+                    &["version"],
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(g.clone()))
+                    .expect("registered once");
+                g.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+                g
+            },
             registry,
         }
     }

@@ -194,6 +194,13 @@ enum Command {
     /// Makes a new random key and prints it.
     #[command(subcommand)]
     Keygen(Keygen),
+    /// Asks this node's admin port (QUIZGATE_ADMIN_LISTEN) for /healthz, or
+    /// /readyz with --ready; exits 0 on 200. For container health checks,
+    /// where no HTTP client is installed.
+    Probe {
+        #[arg(long)]
+        ready: bool,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -433,8 +440,10 @@ fn main() -> ExitCode {
             return ExitCode::from(EX_USAGE);
         }
     };
-    if let Some(Command::Keygen(what)) = &cli.command {
-        return keygen(what);
+    match &cli.command {
+        Some(Command::Keygen(what)) => return keygen(what),
+        Some(Command::Probe { ready }) => return probe(cli.admin_listen, *ready),
+        None => {}
     }
     let (log, log_format) = (cli.log.clone(), cli.log_format);
     let config = match cli.into_config() {
@@ -459,6 +468,42 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(serve(config))
+}
+
+/// `quizgate probe`: GET /healthz (or /readyz) on the admin port, 2 s at most.
+fn probe(admin: SocketAddr, ready: bool) -> ExitCode {
+    use std::io::{Read, Write};
+    let mut addr = admin;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let path = if ready { "/readyz" } else { "/healthz" };
+    let limit = Duration::from_secs(2);
+    let answer = (|| -> std::io::Result<String> {
+        let mut s = std::net::TcpStream::connect_timeout(&addr, limit)?;
+        s.set_read_timeout(Some(limit))?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut out = String::new();
+        s.take(4096).read_to_string(&mut out)?;
+        Ok(out)
+    })();
+    match answer {
+        Ok(text) if text.starts_with("HTTP/1.1 200") => ExitCode::SUCCESS,
+        Ok(text) => {
+            eprintln!(
+                "quizgate probe: {}",
+                text.lines().next().unwrap_or("no answer")
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("quizgate probe: {addr}{path}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `quizgate keygen api NAME` / `quizgate keygen session ID`.

@@ -83,6 +83,11 @@ async fn a_live_node_s_metrics_follow_a_quiz_and_pass_promtool() -> Result<()> {
     assert_eq!(sample(&during, "quizgate_ready"), 1.0);
     assert_eq!(sample(&during, "quizgate_backplane_up"), 1.0);
     assert_eq!(sample(&during, "quizgate_draining"), 0.0);
+    let version = format!(
+        "quizgate_build_info{{version=\"{}\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(sample(&during, &version), 1.0);
     command(&mut host, "start").await?;
     for p in &mut players {
         answer(p, 0, 1).await?;
