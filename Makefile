@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help run test lint fmt deps cluster cluster-stop smoke bench fuzz fuzz-smoke deploy-check
+.PHONY: help run test lint fmt deps cluster cluster-stop smoke bench fuzz fuzz-smoke deploy-check api-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ smoke: deps ## k6 smoke test (one whole quiz, 30 players) against a fresh local 
 
 deploy-check: deps ## validate the deployment files: Compose, Kubernetes (strict), the Dockerfile (hadolint), Prometheus
 	deploy/dev/check-deploy.sh
+
+api-check: deps ## schemathesis: docs/openapi.yaml against a live node
+	$(CARGO) build --locked -p quizgate && deploy/dev/check-api.sh
 
 fuzz: ## run each cargo-fuzz target for FUZZ_SECONDS (default 300; nightly Rust), growing fuzz/corpus
 	FUZZ_GROW=1 FUZZ_SECONDS=$${FUZZ_SECONDS:-300} fuzz/run.sh

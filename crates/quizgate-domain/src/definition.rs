@@ -28,11 +28,64 @@ pub struct Question {
     pub text: String,
     pub choices: Vec<String>,
     /// Index into `choices` of the right answer.
+    #[serde(deserialize_with = "integer")]
     pub correct: u8,
-    #[serde(default = "default_time_limit")]
+    #[serde(default = "default_time_limit", deserialize_with = "integer")]
     pub time_limit_ms: u64,
-    #[serde(default = "default_points")]
+    #[serde(default = "default_points", deserialize_with = "integer")]
     pub points: u32,
+}
+
+/// An unsigned integer that fits `T`, written as JSON writes integers: `3`,
+/// or `3.0` (JSON Schema, and so the API description, counts both as the
+/// integer 3). A fraction, a sign or a value out of range is refused in a
+/// host's words.
+fn integer<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64> + num_max::Max,
+{
+    struct Integer<T>(std::marker::PhantomData<T>);
+    impl<T: TryFrom<u64> + num_max::Max> serde::de::Visitor<'_> for Integer<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "an integer from 0 to {}", T::MAX)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<T, E> {
+            T::try_from(v).map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<T, E> {
+            match u64::try_from(v) {
+                Ok(v) => self.visit_u64(v),
+                Err(_) => Err(E::invalid_value(serde::de::Unexpected::Signed(v), &self)),
+            }
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<T, E> {
+            // Exact below 2^53; every limit here is far below it.
+            if v.fract() == 0.0 && (0.0..9_007_199_254_740_992.0).contains(&v) {
+                self.visit_u64(v as u64)
+            } else {
+                Err(E::invalid_type(serde::de::Unexpected::Float(v), &self))
+            }
+        }
+    }
+    d.deserialize_any(Integer(std::marker::PhantomData))
+}
+
+/// The largest value of each integer type a definition holds, for messages.
+mod num_max {
+    pub(super) trait Max {
+        const MAX: u64;
+    }
+    impl Max for u8 {
+        const MAX: u64 = u8::MAX as u64;
+    }
+    impl Max for u32 {
+        const MAX: u64 = u32::MAX as u64;
+    }
+    impl Max for u64 {
+        const MAX: u64 = u64::MAX;
+    }
 }
 
 fn default_time_limit() -> u64 {

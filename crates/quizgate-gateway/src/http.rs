@@ -169,11 +169,7 @@ fn admin(node: &Node, req: &Request<Incoming>) -> Reply {
             );
             resp
         }
-        (_, "/healthz" | "/readyz" | "/metrics") => error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "use GET",
-        ),
+        (_, "/healthz" | "/readyz" | "/metrics") => not_allowed("GET"),
         _ => error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
     }
 }
@@ -181,11 +177,7 @@ fn admin(node: &Node, req: &Request<Incoming>) -> Reply {
 async fn public(node: Arc<Node>, key: AddressKey, req: Request<Incoming>) -> Reply {
     match (req.method(), req.uri().path()) {
         (&Method::POST, "/v1/quizzes") => create_quiz(&node, key, req).await,
-        (_, "/v1/quizzes") => error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "use POST",
-        ),
+        (_, "/v1/quizzes") => not_allowed("POST"),
         (_, "/ws") => error(
             StatusCode::BAD_REQUEST,
             "not_websocket",
@@ -376,6 +368,20 @@ fn plain_words(message: &str) -> String {
     .fold(message.to_owned(), |m, (rust, words)| {
         m.replace(&format!("expected {rust}"), &format!("expected {words}"))
     })
+}
+
+/// 405, with the `Allow` header RFC 9110 asks for.
+fn not_allowed(allow: &'static str) -> Reply {
+    let mut reply = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        &format!("use {allow}"),
+    );
+    reply.headers_mut().insert(
+        hyper::header::ALLOW,
+        hyper::header::HeaderValue::from_static(allow),
+    );
+    reply
 }
 
 fn text(status: StatusCode, body: &str) -> Reply {

@@ -124,7 +124,7 @@ async fn pages_from_other_origins_cannot_connect_or_create() -> Result<()> {
 async fn slow_and_idle_connections_are_cut_off_and_counted() -> Result<()> {
     let node = node(&[
         ("QUIZGATE_MAX_CONNECTIONS", "5"),
-        ("QUIZGATE_HANDSHAKE_TIMEOUT", "1s"),
+        ("QUIZGATE_HANDSHAKE_TIMEOUT", "3s"),
         ("QUIZGATE_HTTP_BODY_TIMEOUT", "500ms"),
         ("QUIZGATE_JOIN_TIMEOUT", "1s"),
     ])
@@ -144,7 +144,8 @@ async fn slow_and_idle_connections_are_cut_off_and_counted() -> Result<()> {
     let answer = read_to_end(&mut trickle).await?;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("body_timeout"), "{answer}");
-    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    // Well before the defaults (10 s, 30 s), even on a loaded machine.
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
 
     // Half-sent requests hold slots, HTTP ones too, until their header
     // deadline: the node is full meanwhile, for HTTP and WebSocket alike.
@@ -154,7 +155,7 @@ async fn slow_and_idle_connections_are_cut_off_and_counted() -> Result<()> {
         s.write_all(b"POST /v1/quizzes HTTP/1.1\r\nHost").await?;
         idle.push(s);
     }
-    quizgate_testkit::wait_until("every slot taken", Duration::from_secs(2), || async {
+    quizgate_testkit::wait_until("every slot taken", Duration::from_secs(5), || async {
         match metric(&node, "quizgate_client_connections").await? {
             5 => Ok(()),
             n => bail!("{n} slots taken"),
@@ -181,7 +182,8 @@ async fn slow_and_idle_connections_are_cut_off_and_counted() -> Result<()> {
     };
     let t = Instant::now();
     assert_eq!(lurker.closed().await?, 4408);
-    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    // Well before the defaults (10 s, 30 s), even on a loaded machine.
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
     joiner.send(json!({"t": "ping"})).await?;
     assert!(matches!(
         reply(&mut joiner).await?,
