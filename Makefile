@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help run test lint fmt deps cluster cluster-stop smoke bench fuzz fuzz-smoke deploy-check api-check
+.PHONY: help run test lint fmt deps cluster cluster-stop smoke bench fuzz fuzz-smoke deploy-check api-check release
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,13 @@ deploy-check: deps ## validate the deployment files: Compose, Kubernetes (strict
 
 api-check: deps ## schemathesis: docs/openapi.yaml against a live node
 	$(CARGO) build --locked -p quizgate && deploy/dev/check-api.sh
+
+release: ## build the release binary and say how to tag and build the image for this version
+	$(CARGO) build --release --locked -p quizgate
+	@v=$$(./target/release/quizgate --version | cut -d' ' -f2); \
+	  echo "quizgate $$v: target/release/quizgate"; \
+	  echo "next: move CHANGELOG.md's [Unreleased] to [$$v], git tag v$$v,"; \
+	  echo "      docker build -f deploy/Dockerfile -t quizgate:$$v ."
 
 fuzz: ## run each cargo-fuzz target for FUZZ_SECONDS (default 300; nightly Rust), growing fuzz/corpus
 	FUZZ_GROW=1 FUZZ_SECONDS=$${FUZZ_SECONDS:-300} fuzz/run.sh

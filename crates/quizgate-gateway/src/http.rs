@@ -140,7 +140,10 @@ where
 
 fn admin(node: &Node, req: &Request<Incoming>) -> Reply {
     match (req.method(), req.uri().path()) {
-        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/healthz") => text(
+            StatusCode::OK,
+            concat!("ok quizgate ", env!("CARGO_PKG_VERSION"), "\n"),
+        ),
         (&Method::GET, "/readyz") if node.is_ready() => text(StatusCode::OK, "ready\n"),
         (&Method::GET, "/readyz") => {
             let why = node

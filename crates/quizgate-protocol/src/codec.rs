@@ -436,6 +436,7 @@ mod tests {
             }),
             ServerFrame::Welcome(Box::new(Welcome {
                 rid: None,
+                server: "0.1.0".into(),
                 role: Role::Player,
                 code: "ABC234".into(),
                 title: "T".into(),

@@ -224,6 +224,10 @@ pub enum Role {
 pub struct Welcome {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rid: Option<u64>,
+    /// The server's version (semantic versioning; the protocol's own version
+    /// is in the subprotocol name, `quizgate.v1.*`).
+    #[serde(default)]
+    pub server: String,
     pub role: Role,
     pub code: String,
     pub title: String,

@@ -129,6 +129,7 @@ async fn seat(tcp: TcpStream, seats: &Seats, questions: u16) -> Result<()> {
     };
     let welcome = ServerFrame::Welcome(Box::new(Welcome {
         rid,
+        server: "floor".into(),
         role,
         code: "FLOOR2".into(),
         title: "bench".into(),

@@ -557,6 +557,7 @@ impl Connection {
     fn welcome(room: &Room, role: Role, snapshot: QuizSnapshot, rid: Option<u64>) -> Welcome {
         Welcome {
             rid,
+            server: env!("CARGO_PKG_VERSION").to_owned(),
             role,
             code: room.code.to_string(),
             title: room.definition.title.clone(),

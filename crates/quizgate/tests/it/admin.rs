@@ -12,7 +12,11 @@ use crate::support::{BIN, node, player, raw_websocket, readyz_turns};
 async fn health_readiness_and_metrics() -> Result<()> {
     let node = node(&[]).await?;
     let admin = node.admin_addr;
-    assert_eq!(http_request(admin, "GET", "/healthz", b"").await?.0, 200);
+    let (status, body) = http_request(admin, "GET", "/healthz", b"").await?;
+    assert_eq!(
+        (status, body.trim()),
+        (200, concat!("ok quizgate ", env!("CARGO_PKG_VERSION")))
+    );
     assert_eq!(http_request(admin, "GET", "/readyz", b"").await?.0, 200);
     let (code, _) = create_quiz(node.ws_addr, &sample_quiz(1, 10_000)).await?;
     let (_ann, _) = player(node.ws_addr, Encoding::Json, &code, "ann").await?;
