@@ -8,33 +8,17 @@ use std::process::Stdio;
 
 use anyhow::{Context, Result, bail};
 use quizgate_protocol::{Encoding, ServerFrame};
-use quizgate_testkit::{create_quiz, http_request, sample_quiz};
+use quizgate_testkit::{create_quiz, sample_quiz};
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
-use crate::support::{Backend, answer, command, host, node_on, player, reply};
+use crate::support::{Backend, answer, command, host, node_on, player, reply, sample, scrape};
 
 const PROMETHEUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/prometheus");
 const DASHBOARD: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../deploy/grafana/quizgate.json"
 );
-
-async fn scrape(admin: std::net::SocketAddr) -> Result<String> {
-    let (status, body) = http_request(admin, "GET", "/metrics", b"").await?;
-    anyhow::ensure!(status == 200, "/metrics answered {status}");
-    Ok(body)
-}
-
-/// One sample's value by its name and labels as exposed; 0 if absent.
-fn sample(metrics: &str, name: &str) -> f64 {
-    let prefix = format!("{name} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
-}
 
 /// Runs promtool with `args`, feeding `stdin`; fails with its output.
 async fn promtool(args: &[&str], stdin: Option<&str>) -> Result<String> {

@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 
 use crate::support::{
     Backend, answer, both, command, expect_error, host, node, node_on, player, raw_close_code,
-    raw_websocket, redis_node, reply, resume,
+    raw_frame, raw_websocket, raw_websocket_on, redis_node, reply, resume, sample, scrape,
 };
 
 /// A host and a player in a started quiz: the legitimate traffic that an
@@ -58,13 +58,8 @@ async fn refused(node: &NodeProcess, reason: &str) -> Result<u64> {
 }
 
 /// One sample of the node's metrics, by name and labels; 0 if absent.
-async fn metric(node: &NodeProcess, sample: &str) -> Result<u64> {
-    let (_, metrics) = http_request(node.admin_addr, "GET", "/metrics", b"").await?;
-    let prefix = format!("{sample} ");
-    Ok(metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .map_or(Ok(0), str::parse)?)
+async fn metric(node: &NodeProcess, name: &str) -> Result<u64> {
+    Ok(sample(&scrape(node.admin_addr).await?, name) as u64)
 }
 
 #[tokio::test]
@@ -851,29 +846,6 @@ async fn tls_clients_play_a_quiz_against_a_tls_node_through_a_certificate_change
     Ok(())
 }
 
-/// A handshake by hand on `path`; `Err` carries the refusal's status line.
-async fn raw_upgrade(addr: SocketAddr, path: &str) -> Result<TcpStream> {
-    let mut s = TcpStream::connect(addr).await?;
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: q\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).await?;
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        anyhow::ensure!(s.read(&mut byte).await? == 1 && head.len() < 4096, "cut");
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    anyhow::ensure!(
-        head.starts_with("HTTP/1.1 101"),
-        "{}",
-        head.lines().next().unwrap_or("")
-    );
-    Ok(s)
-}
-
 /// One masked client frame.
 fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
     let mut f = vec![if fin { 0x80 } else { 0 } | opcode];
@@ -890,52 +862,32 @@ fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
     f
 }
 
-/// The next server frame: (opcode, payload).
-async fn server_frame(s: &mut TcpStream) -> Result<(u8, Vec<u8>)> {
-    tokio::time::timeout(quizgate_testkit::WAIT, async {
-        let mut hdr = [0u8; 2];
-        s.read_exact(&mut hdr).await?;
-        let len = match hdr[1] & 0x7f {
-            126 => {
-                let mut l = [0u8; 2];
-                s.read_exact(&mut l).await?;
-                usize::from(u16::from_be_bytes(l))
-            }
-            n => usize::from(n),
-        };
-        let mut payload = vec![0u8; len];
-        s.read_exact(&mut payload).await?;
-        Ok((hdr[0] & 0x0f, payload))
-    })
-    .await?
-}
-
 #[tokio::test]
 async fn the_echo_endpoint_for_conformance_suites_is_off_unless_asked() -> Result<()> {
     let off = node(&[]).await?;
-    let refused = raw_upgrade(off.ws_addr, "/ws/echo")
+    let refused = raw_websocket_on(off.ws_addr, "/ws/echo")
         .await
         .expect_err("off by default");
     assert!(refused.to_string().contains("404"), "{refused}");
 
     let on = node(&[("QUIZGATE_ECHO_ENDPOINT", "true")]).await?;
-    let mut s = raw_upgrade(on.ws_addr, "/ws/echo").await?;
+    let mut s = raw_websocket_on(on.ws_addr, "/ws/echo").await?;
     s.write_all(&client_frame(true, 0x1, b"hello")).await?;
-    assert_eq!(server_frame(&mut s).await?, (0x1, b"hello".to_vec()));
+    assert_eq!(raw_frame(&mut s).await?, (0x1, b"hello".to_vec()));
     s.write_all(&client_frame(true, 0x2, &[0, 159, 146, 150]))
         .await?;
-    assert_eq!(server_frame(&mut s).await?, (0x2, vec![0, 159, 146, 150]));
+    assert_eq!(raw_frame(&mut s).await?, (0x2, vec![0, 159, 146, 150]));
     // A fragmented message comes back whole; a ping is answered in between.
     s.write_all(&client_frame(false, 0x1, b"frag")).await?;
     s.write_all(&client_frame(true, 0x9, b"p")).await?;
     s.write_all(&client_frame(true, 0x0, b"mented")).await?;
-    assert_eq!(server_frame(&mut s).await?, (0xA, b"p".to_vec()));
-    assert_eq!(server_frame(&mut s).await?, (0x1, b"fragmented".to_vec()));
+    assert_eq!(raw_frame(&mut s).await?, (0xA, b"p".to_vec()));
+    assert_eq!(raw_frame(&mut s).await?, (0x1, b"fragmented".to_vec()));
     // The /ws limits: too big, then (on another connection) not UTF-8.
     s.write_all(&client_frame(true, 0x2, &vec![7u8; 5000]))
         .await?;
     assert_eq!(raw_close_code(&mut s).await?, 1009);
-    let mut s = raw_upgrade(on.ws_addr, "/ws/echo").await?;
+    let mut s = raw_websocket_on(on.ws_addr, "/ws/echo").await?;
     s.write_all(&client_frame(true, 0x1, &[0xff, 0xfe])).await?;
     assert_eq!(raw_close_code(&mut s).await?, 1007);
     Ok(())

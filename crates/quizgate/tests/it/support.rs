@@ -115,12 +115,17 @@ pub(crate) async fn expect_error(c: &mut Client, code: &str) -> Result<String> {
 /// A WebSocket handshake done by hand, leaving a raw socket that can send
 /// frames no real client library would.
 pub(crate) async fn raw_websocket(addr: SocketAddr) -> Result<TcpStream> {
+    raw_websocket_on(addr, "/ws").await
+}
+
+/// The same on `path`; a refused upgrade fails with the status line.
+pub(crate) async fn raw_websocket_on(addr: SocketAddr, path: &str) -> Result<TcpStream> {
     let mut s = TcpStream::connect(addr).await?;
-    s.write_all(
-        b"GET /ws HTTP/1.1\r\nHost: quizgate\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    )
-    .await?;
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: quizgate\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await?;
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -135,28 +140,55 @@ pub(crate) async fn raw_websocket(addr: SocketAddr) -> Result<TcpStream> {
     Ok(s)
 }
 
-/// Reads raw frames until a close frame; returns its code.
+/// The next server frame on a raw socket: (opcode, payload), within the kit's wait.
+pub(crate) async fn raw_frame(s: &mut TcpStream) -> Result<(u8, Vec<u8>)> {
+    tokio::time::timeout(quizgate_testkit::WAIT, read_frame(s)).await?
+}
+
+/// Reads raw frames until a close frame, all within the kit's wait; returns its code.
 pub(crate) async fn raw_close_code(s: &mut TcpStream) -> Result<u16> {
     let read = async {
         loop {
-            let mut hdr = [0u8; 2];
-            s.read_exact(&mut hdr).await?;
-            let len = match hdr[1] & 0x7f {
-                126 => {
-                    let mut l = [0u8; 2];
-                    s.read_exact(&mut l).await?;
-                    usize::from(u16::from_be_bytes(l))
-                }
-                n => usize::from(n),
-            };
-            let mut payload = vec![0u8; len];
-            s.read_exact(&mut payload).await?;
-            if hdr[0] & 0x0f == 0x8 {
+            let (opcode, payload) = read_frame(s).await?;
+            if opcode == 0x8 {
                 return Ok::<_, anyhow::Error>(u16::from_be_bytes([payload[0], payload[1]]));
             }
         }
     };
     tokio::time::timeout(quizgate_testkit::WAIT, read).await?
+}
+
+async fn read_frame(s: &mut TcpStream) -> Result<(u8, Vec<u8>)> {
+    let mut hdr = [0u8; 2];
+    s.read_exact(&mut hdr).await?;
+    let len = match hdr[1] & 0x7f {
+        126 => {
+            let mut l = [0u8; 2];
+            s.read_exact(&mut l).await?;
+            usize::from(u16::from_be_bytes(l))
+        }
+        n => usize::from(n),
+    };
+    let mut payload = vec![0u8; len];
+    s.read_exact(&mut payload).await?;
+    Ok((hdr[0] & 0x0f, payload))
+}
+
+/// The node's metrics, scraped from its admin port.
+pub(crate) async fn scrape(admin: SocketAddr) -> Result<String> {
+    let (status, body) = quizgate_testkit::http_request(admin, "GET", "/metrics", b"").await?;
+    anyhow::ensure!(status == 200, "/metrics answered {status}");
+    Ok(body)
+}
+
+/// One sample's value in a scrape, by its name and labels as exposed; 0 if absent.
+pub(crate) fn sample(metrics: &str, name: &str) -> f64 {
+    let prefix = format!("{name} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// A node on the given Redis.
