@@ -452,10 +452,16 @@ impl AsyncWrite for WireStream {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // The socket closes when the last holder of the wire lets it go; a
-        // TLS session says so first (close_notify), once.
+        // A TLS session says so first (close_notify), once; then what waits
+        // goes out and the write half closes (FIN), so that a peer whose
+        // request was not read to its end still gets the answer before the
+        // socket closes when the last holder of the wire lets it go.
         self.0.close_notify();
-        self.0.poll_drain(cx)
+        ready!(self.0.poll_drain(cx))?;
+        match socket2::SockRef::from(&self.0.tcp).shutdown(std::net::Shutdown::Write) {
+            Err(e) if e.kind() != io::ErrorKind::NotConnected => Poll::Ready(Err(e)),
+            _ => Poll::Ready(Ok(())),
+        }
     }
 }
 
