@@ -73,29 +73,28 @@ async fn handle(node: Arc<Node>, mut stream: TcpStream, peer: IpAddr, drain: Can
     // beside the WebSockets, and one address cannot take every slot.
     let slot = Arc::clone(&node.connection_slots).try_acquire_owned().ok();
     let address = node.addresses.connect(key);
-    let Some(tls) = &node.tls else {
-        match timeout(node.config.handshake_timeout, is_websocket(&stream)).await {
-            Ok(Ok(true)) => websocket(node, Wire::new(stream), key, slot, address, drain).await,
-            Ok(Ok(false)) => http(node, stream, key, slot, address, drain).await,
-            _ => handshake_timed_out(&node),
-        }
-        return;
-    };
-    // TLS: the handshake first (within the same deadline), then the wire
-    // holds the session, and the request line is read through it.
+    // The socket is shared from here on: the fan-out writes events into it
+    // without waking the connection's task (see `crate::wire`). With TLS,
+    // the handshake comes first (within the same deadline) and the wire
+    // holds the session. Either way the request line is read through the
+    // wire to tell WebSocket from HTTP.
     let started = tokio::time::Instant::now();
     let limit = node.config.handshake_timeout;
-    let accepted = match timeout(limit, tls.acceptor.accept(stream)).await {
-        Ok(Ok(accepted)) => accepted,
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, %client, "TLS handshake failed");
-            node.refuse("tls");
-            return;
-        }
-        Err(_) => return handshake_timed_out(&node),
+    let wire = match &node.tls {
+        None => Wire::new(stream),
+        Some(tls) => match timeout(limit, tls.acceptor.accept(stream)).await {
+            Ok(Ok(accepted)) => {
+                let (tcp, session) = accepted.into_inner();
+                Wire::new_tls(tcp, session)
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, %client, "TLS handshake failed");
+                node.refuse("tls");
+                return;
+            }
+            Err(_) => return handshake_timed_out(&node),
+        },
     };
-    let (tcp, session) = accepted.into_inner();
-    let wire = Wire::new_tls(tcp, session);
     match timeout(limit.saturating_sub(started.elapsed()), sniff(&wire)).await {
         Ok(Ok(true)) => websocket(node, wire, key, slot, address, drain).await,
         Ok(Ok(false)) => http(node, WireStream(wire), key, slot, address, drain).await,
@@ -151,26 +150,8 @@ fn is_websocket_line(seen: &[u8]) -> Option<bool> {
     (seen.len() > WS.len()).then(|| matches!(seen[WS.len()], b' ' | b'?' | b'/'))
 }
 
-/// Peeks (without consuming) at the request line (see [`is_websocket_line`]).
-async fn is_websocket(stream: &TcpStream) -> std::io::Result<bool> {
-    let mut buf = [0u8; 8];
-    // Bounded: a request line arrives in one segment in practice; this only
-    // covers a client that trickles its first bytes.
-    for _ in 0..100 {
-        let n = stream.peek(&mut buf).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        if let Some(ws) = is_websocket_line(&buf[..n]) {
-            return Ok(ws);
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    Err(std::io::ErrorKind::TimedOut.into())
-}
-
-/// The same over TLS: reads the first bytes through the wire, then gives
-/// them back to it for whoever reads next.
+/// Reads the first bytes of the request through the wire (see
+/// [`is_websocket_line`]), then gives them back to it for whoever reads next.
 async fn sniff(wire: &Arc<Wire>) -> std::io::Result<bool> {
     use tokio::io::AsyncReadExt;
     let mut stream = WireStream(Arc::clone(wire));
@@ -238,8 +219,6 @@ async fn websocket(
         }
         Ok(resp)
     };
-    // The socket is shared from here on: the fan-out writes events into it
-    // without waking the connection's task (see `crate::wire`).
     let handshake = tokio_tungstenite::accept_hdr_async_with_config(
         WireStream(Arc::clone(&wire)),
         callback,
