@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{
-    AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, ORIGIN, WWW_AUTHENTICATE,
+    AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, ORIGIN, WWW_AUTHENTICATE,
 };
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -165,12 +165,11 @@ fn admin(node: &Node, req: &Request<Incoming>) -> Reply {
             node.metrics
                 .backplane_up
                 .set(i64::from(node.backplane.is_ready()));
-            let mut resp = text(StatusCode::OK, &node.metrics.render());
-            resp.headers_mut().insert(
+            with_header(
+                text(StatusCode::OK, &node.metrics.render()),
                 CONTENT_TYPE,
-                hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
-            );
-            resp
+                "text/plain; version=0.0.4",
+            )
         }
         (_, "/healthz" | "/readyz" | "/metrics") => not_allowed("GET"),
         _ => error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
@@ -208,29 +207,29 @@ async fn create_quiz(node: &Node, address: AddressKey, req: Request<Incoming>) -
         Err(why) => {
             node.refuse("unauthorized");
             let message = match why {
-                Unauthorized::Missing => "creating a quiz needs Authorization: Bearer <API key>",
-                Unauthorized::Wrong => "this API key is not valid",
+                Unauthorized::Missing => {
+                    "creating a quiz needs Authorization: Bearer <API key or JWT>"
+                }
+                Unauthorized::Wrong => "this API key or token is not valid",
             };
-            let mut reply = error(StatusCode::UNAUTHORIZED, "unauthorized", message);
-            reply.headers_mut().insert(
+            return with_header(
+                error(StatusCode::UNAUTHORIZED, "unauthorized", message),
                 WWW_AUTHENTICATE,
-                hyper::header::HeaderValue::from_static("Bearer realm=\"quizgate\""),
+                "Bearer realm=\"quizgate\"",
             );
-            return reply;
         }
     };
     if !node.addresses.create(address) {
         node.refuse("address_creations");
-        let mut reply = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "too many quizzes created from your address: see QUIZGATE_CREATES_PER_ADDRESS",
-        );
-        reply.headers_mut().insert(
+        return with_header(
+            error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many quizzes created from your address: see QUIZGATE_CREATES_PER_ADDRESS",
+            ),
             hyper::header::RETRY_AFTER,
-            hyper::header::HeaderValue::from_static("2"),
+            "2",
         );
-        return reply;
     }
     if !is_json(req.headers().get(CONTENT_TYPE)) {
         node.refuse("content_type");
@@ -264,18 +263,15 @@ async fn create_quiz(node: &Node, address: AddressKey, req: Request<Incoming>) -
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
         Err(_) => {
             node.refuse("body_timeout");
-            let mut reply = error(
-                StatusCode::REQUEST_TIMEOUT,
-                "body_timeout",
-                &format!(
-                    "the body did not arrive within {} ms",
-                    node.config.http_body_timeout.as_millis()
-                ),
+            let message = format!(
+                "the body did not arrive within {} ms",
+                node.config.http_body_timeout.as_millis()
             );
-            reply
-                .headers_mut()
-                .insert(CONNECTION, hyper::header::HeaderValue::from_static("close"));
-            return reply;
+            return with_header(
+                error(StatusCode::REQUEST_TIMEOUT, "body_timeout", &message),
+                CONNECTION,
+                "close",
+            );
         }
         Ok(Err(_)) => {
             return error(
@@ -375,15 +371,22 @@ fn plain_words(message: &str) -> String {
 
 /// 405, with the `Allow` header RFC 9110 asks for.
 fn not_allowed(allow: &'static str) -> Reply {
-    let mut reply = error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        &format!("use {allow}"),
-    );
-    reply.headers_mut().insert(
+    with_header(
+        error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            &format!("use {allow}"),
+        ),
         hyper::header::ALLOW,
-        hyper::header::HeaderValue::from_static(allow),
-    );
+        allow,
+    )
+}
+
+/// The reply with one more header.
+fn with_header(mut reply: Reply, name: HeaderName, value: &'static str) -> Reply {
+    reply
+        .headers_mut()
+        .insert(name, hyper::header::HeaderValue::from_static(value));
     reply
 }
 
@@ -400,9 +403,5 @@ fn error(status: StatusCode, code: &str, message: &str) -> Reply {
 fn json_reply(status: StatusCode, body: &serde_json::Value) -> Reply {
     let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    resp
+    with_header(resp, CONTENT_TYPE, "application/json")
 }
