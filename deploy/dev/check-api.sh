@@ -11,7 +11,7 @@ free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 PORT=$(free) ADMIN=$(free)
 KEY=qgk_api_check
 QUIZGATE_LISTEN="127.0.0.1:$PORT" QUIZGATE_ADMIN_LISTEN="127.0.0.1:$ADMIN" QUIZGATE_LOG=warn \
-  QUIZGATE_CREATES_PER_ADDRESS=1000000 \
+  QUIZGATE_CREATES_PER_ADDRESS=1000000 QUIZGATE_QUOTA_LIVE_QUIZZES=1000000 \
   QUIZGATE_API_KEYS="api-check:$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)" "$BIN" &
 NODE=$!
 trap 'kill $NODE 2>/dev/null || true' EXIT

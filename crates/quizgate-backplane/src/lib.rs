@@ -62,6 +62,47 @@ pub struct CreatedQuiz {
     pub host_token: String,
 }
 
+/// What a new quiz may hold, from the quota of the credential that creates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateLimits {
+    /// The credential creating the quiz, whose live quizzes are counted
+    /// across the cluster; `None` on an open node, where nothing is counted.
+    pub owner: Option<String>,
+    /// Most quizzes of `owner` live at once: created, not ended, not expired.
+    pub live_quizzes: u32,
+    /// Most players the quiz admits (the backplane's own cap applies too).
+    pub max_players: u32,
+}
+
+impl CreateLimits {
+    /// No owner and no limit beyond the backplane's own.
+    pub fn unlimited() -> Self {
+        Self {
+            owner: None,
+            live_quizzes: u32::MAX,
+            max_players: u32::MAX,
+        }
+    }
+}
+
+/// How a request to create a quiz ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Creation {
+    Created(CreatedQuiz),
+    /// The owner already has [`CreateLimits::live_quizzes`] live quizzes.
+    OverQuota,
+}
+
+impl Creation {
+    /// The quiz, if one was created.
+    pub fn created(self) -> Option<CreatedQuiz> {
+        match self {
+            Self::Created(quiz) => Some(quiz),
+            Self::OverQuota => None,
+        }
+    }
+}
+
 /// A player's seat in a quiz, with the snapshot it starts from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
@@ -128,8 +169,9 @@ pub enum Tick {
 /// quiz: two nodes calling at once see one happen before the other.
 #[async_trait]
 pub trait Backplane: Send + Sync + 'static {
-    /// Stores a new quiz under a fresh join code. `def` must be valid.
-    async fn create_quiz(&self, def: QuizDefinition) -> Result<CreatedQuiz>;
+    /// Stores a new quiz under a fresh join code, unless its owner is at its
+    /// quota of live quizzes. `def` must be valid.
+    async fn create_quiz(&self, def: QuizDefinition, limits: &CreateLimits) -> Result<Creation>;
 
     /// The quiz's definition; immutable, so callers may cache it.
     async fn definition(&self, code: &JoinCode) -> Result<Option<Arc<QuizDefinition>>>;

@@ -3,22 +3,23 @@
 //! quiz's log under the quiz's lock; a delivery task of its own then hands them
 //! to the sink in order, as the Redis subscriber does.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use dashmap::DashMap;
 use quizgate_domain::{
     AnswerOutcome, CommandOutcome, HostCommand, JoinCode, LeaderboardDue, MAX_PLAYERS, Millis,
-    PlayerId, Progress, Quiz, QuizDefinition, RemoveOutcome, Replay, Sequenced, replay, retention,
+    Phase, PlayerId, Progress, Quiz, QuizDefinition, RemoveOutcome, Replay, Sequenced, replay,
+    retention,
 };
 use tokio::sync::Notify;
 
 use crate::delivery::{DeliveryEnd, Outlet, Supervised};
 use crate::token::{new_code, new_secret, secrets_match};
 use crate::{
-    Backplane, Clock, CreatedQuiz, EventSink, HostSession, JoinResult, Missed, Result,
-    ResumeResult, Scores, Session, SessionToken, Tick,
+    Backplane, Clock, CreateLimits, CreatedQuiz, Creation, EventSink, HostSession, JoinResult,
+    Missed, Result, ResumeResult, Scores, Session, SessionToken, Tick,
 };
 
 #[derive(Debug, Clone)]
@@ -92,6 +93,8 @@ pub struct MemoryBackplane {
     clock: Arc<dyn Clock>,
     config: MemoryConfig,
     delivery: Supervised,
+    /// Each owner's quizzes, pruned of ended and expired ones when counted.
+    owners: Mutex<HashMap<String, HashSet<JoinCode>>>,
 }
 
 impl std::fmt::Debug for MemoryBackplane {
@@ -120,6 +123,7 @@ impl MemoryBackplane {
             clock,
             config,
             delivery,
+            owners: Mutex::default(),
         }
     }
 
@@ -229,8 +233,22 @@ fn session(code: &JoinCode, entry: &Entry, player_id: PlayerId) -> Session {
 
 #[async_trait]
 impl Backplane for MemoryBackplane {
-    async fn create_quiz(&self, def: QuizDefinition) -> Result<CreatedQuiz> {
+    async fn create_quiz(&self, def: QuizDefinition, limits: &CreateLimits) -> Result<Creation> {
+        // Held from the count to the insert, so that two creations by one
+        // owner cannot both take its last place.
+        let mut owners = lock(&self.owners);
+        if let Some(owner) = &limits.owner {
+            let codes = owners.entry(owner.clone()).or_default();
+            codes.retain(|code| {
+                self.entry(code)
+                    .is_some_and(|e| lock(&e).quiz.phase() != Phase::Ended)
+            });
+            if codes.len() >= limits.live_quizzes as usize {
+                return Ok(Creation::OverQuota);
+            }
+        }
         let def = Arc::new(def);
+        let max_players = self.config.max_players.min(limits.max_players);
         loop {
             let code = new_code();
             let dashmap::Entry::Vacant(slot) = self.quizzes.entry(code.clone()) else {
@@ -238,17 +256,23 @@ impl Backplane for MemoryBackplane {
             };
             let host_secret = new_secret();
             slot.insert(Arc::new(Mutex::new(Entry {
-                quiz: Quiz::with_max_players(Arc::clone(&def), self.config.max_players),
+                quiz: Quiz::with_max_players(Arc::clone(&def), max_players),
                 host_secret: host_secret.clone(),
                 player_secrets: Vec::new(),
                 last_activity: self.clock.now_ms(),
                 log: VecDeque::new(),
                 delivered: 0,
             })));
-            return Ok(CreatedQuiz {
+            if let Some(owner) = &limits.owner {
+                owners
+                    .entry(owner.clone())
+                    .or_default()
+                    .insert(code.clone());
+            }
+            return Ok(Creation::Created(CreatedQuiz {
                 code,
                 host_token: host_secret,
-            });
+            }));
         }
     }
 
@@ -427,7 +451,7 @@ mod tests {
     use quizgate_domain::{Event, Question};
 
     use super::*;
-    use crate::ManualClock;
+    use crate::{CreateLimits, ManualClock};
 
     #[derive(Default)]
     struct Recorder(Mutex<Vec<(JoinCode, u64)>>);
@@ -487,7 +511,12 @@ mod tests {
     #[tokio::test]
     async fn events_are_logged_and_delivered_in_order() {
         let (bp, sink, clock) = setup(MemoryConfig::default());
-        let quiz = bp.create_quiz(def()).await.expect("create");
+        let quiz = bp
+            .create_quiz(def(), &CreateLimits::unlimited())
+            .await
+            .expect("create")
+            .created()
+            .expect("no quota");
         let ann = joined(&bp, &quiz.code, "ann").await;
         assert_eq!(
             bp.command(&quiz.code, HostCommand::Start).await,
@@ -520,7 +549,12 @@ mod tests {
             log_capacity: 2,
             ..MemoryConfig::default()
         });
-        let quiz = bp.create_quiz(def()).await.expect("create");
+        let quiz = bp
+            .create_quiz(def(), &CreateLimits::unlimited())
+            .await
+            .expect("create")
+            .created()
+            .expect("no quota");
         let ann = joined(&bp, &quiz.code, "ann").await;
         bp.command(&quiz.code, HostCommand::Start)
             .await
@@ -553,7 +587,12 @@ mod tests {
     #[tokio::test]
     async fn forged_tokens_are_refused() {
         let (bp, _, _) = setup(MemoryConfig::default());
-        let quiz = bp.create_quiz(def()).await.expect("create");
+        let quiz = bp
+            .create_quiz(def(), &CreateLimits::unlimited())
+            .await
+            .expect("create")
+            .created()
+            .expect("no quota");
         let ann = joined(&bp, &quiz.code, "ann").await;
         let bob = joined(&bp, &quiz.code, "bob").await;
         let mut stolen = SessionToken::parse(&ann.token).expect("token");
@@ -582,8 +621,18 @@ mod tests {
             ended_ttl_ms: 1_000,
             ..MemoryConfig::default()
         });
-        let idle = bp.create_quiz(def()).await.expect("create");
-        let ended = bp.create_quiz(def()).await.expect("create");
+        let idle = bp
+            .create_quiz(def(), &CreateLimits::unlimited())
+            .await
+            .expect("create")
+            .created()
+            .expect("no quota");
+        let ended = bp
+            .create_quiz(def(), &CreateLimits::unlimited())
+            .await
+            .expect("create")
+            .created()
+            .expect("no quota");
         bp.command(&ended.code, HostCommand::End)
             .await
             .expect("end");

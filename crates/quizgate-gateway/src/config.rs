@@ -1,7 +1,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::guard::{AddressLimits, CreateAccess};
+use crate::guard::{AddressLimits, CreateAccess, Quota};
 use crate::session::SessionKeys;
 use crate::tls::TlsFiles;
 
@@ -51,6 +51,9 @@ pub struct Config {
     pub join_timeout: Duration,
     /// Who may create quizzes.
     pub create_access: CreateAccess,
+    /// What each credential may hold unless its entry or claim says otherwise
+    /// (on an open node: the size and players of every quiz; nothing counted).
+    pub quota: Quota,
     /// What one client address may hold and do.
     pub address_limits: AddressLimits,
     /// `/ws/echo`: a WebSocket echo with the `/ws` configuration and limits,
@@ -115,6 +118,7 @@ impl Default for Config {
             http_body_timeout: Duration::from_secs(10),
             join_timeout: Duration::from_secs(30),
             create_access: CreateAccess::Open,
+            quota: Quota::default(),
             address_limits: AddressLimits::default(),
             proxy_protocol: false,
             echo_endpoint: false,

@@ -276,6 +276,94 @@ pub struct Credentials {
     pub jwt_audience: String,
 }
 
+/// The most a definition may weigh, whatever a quota says.
+pub const MAX_DEFINITION_BYTES: u32 = 256 * 1024;
+
+/// What one credential may hold at once (`QUIZGATE_QUOTA_*`); an API key's
+/// entry or a JWT's `quota` claim may set each field for that credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Its quizzes live at once (created, not ended, not expired), across
+    /// the cluster.
+    pub live_quizzes: u32,
+    /// Most players in one of its quizzes.
+    pub players: u32,
+    /// Most bytes in one of its definitions (at most [`MAX_DEFINITION_BYTES`]).
+    pub definition_bytes: u32,
+}
+
+impl Default for Quota {
+    fn default() -> Self {
+        Self {
+            live_quizzes: 100,
+            players: quizgate_domain::MAX_PLAYERS,
+            definition_bytes: MAX_DEFINITION_BYTES,
+        }
+    }
+}
+
+/// The fields of a [`Quota`] one credential sets for itself; the rest come
+/// from the node's defaults.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct QuotaOverrides {
+    pub(crate) live_quizzes: Option<u32>,
+    pub(crate) players: Option<u32>,
+    pub(crate) definition_bytes: Option<u32>,
+}
+
+impl QuotaOverrides {
+    /// Reads `live_quizzes=5:players=300:definition_bytes=65536` (any of
+    /// them, in any order).
+    fn parse(fields: &str) -> Result<Self, String> {
+        let mut o = Self::default();
+        for field in fields.split(':') {
+            let (name, value) = field
+                .split_once('=')
+                .ok_or_else(|| format!("quota {field:?} is not name=number"))?;
+            let value: u32 = value
+                .parse()
+                .map_err(|_| format!("quota {name}: {value:?} is not a number"))?;
+            let slot = match name {
+                "live_quizzes" => &mut o.live_quizzes,
+                "players" => &mut o.players,
+                "definition_bytes" => &mut o.definition_bytes,
+                other => {
+                    return Err(format!(
+                        "unknown quota {other:?}: live_quizzes, players or definition_bytes"
+                    ));
+                }
+            };
+            *slot = Some(value);
+        }
+        Ok(o)
+    }
+
+    /// The quota these overrides make of the node's `defaults`; the hard
+    /// caps (players per quiz, definition size) hold whatever is asked.
+    pub(crate) fn apply(self, defaults: Quota) -> Quota {
+        Quota {
+            live_quizzes: self.live_quizzes.unwrap_or(defaults.live_quizzes),
+            players: self
+                .players
+                .unwrap_or(defaults.players)
+                .min(quizgate_domain::MAX_PLAYERS),
+            definition_bytes: self
+                .definition_bytes
+                .unwrap_or(defaults.definition_bytes)
+                .min(MAX_DEFINITION_BYTES),
+        }
+    }
+}
+
+/// Who is creating a quiz: the credential's name (an API key's, or
+/// `jwt:SUBJECT`) and the quota that name holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Principal {
+    pub(crate) name: String,
+    pub(crate) overrides: QuotaOverrides,
+}
+
 /// Why a request may not create a quiz.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Unauthorized {
@@ -286,13 +374,13 @@ pub(crate) enum Unauthorized {
 }
 
 impl CreateAccess {
-    /// The name of the credential a request presents in `Authorization:
-    /// Bearer …` (`None` when creation is open), or why it may not create.
-    /// A bearer with two dots is a JWT, anything else an API key.
+    /// The credential a request presents in `Authorization: Bearer …`
+    /// (`None` when creation is open), or why it may not create. A bearer
+    /// with two dots is a JWT, anything else an API key.
     pub(crate) fn check(
         &self,
         authorization: Option<&[u8]>,
-    ) -> Result<Option<String>, Unauthorized> {
+    ) -> Result<Option<Principal>, Unauthorized> {
         let Self::Credentials(creds) = self else {
             return Ok(None);
         };
@@ -312,19 +400,24 @@ impl CreateAccess {
         let mut found = None;
         for key in &creds.api_keys {
             if bool::from(key.hash.ct_eq(&hash)) {
-                found = Some(key.name.clone());
+                found = Some(Principal {
+                    name: key.name.clone(),
+                    overrides: key.quota,
+                });
             }
         }
         found.map(Some).ok_or(Unauthorized::Wrong)
     }
 }
 
-/// One operator credential: a name (for logs) and the SHA-256 of the key.
-/// The key itself is never stored or configured, only its hash.
+/// One operator credential: a name (for logs and quotas), the SHA-256 of the
+/// key and the quota fields it sets. The key itself is never stored or
+/// configured, only its hash.
 #[derive(Clone)]
 pub struct ApiKey {
     pub name: String,
     hash: [u8; 32],
+    quota: QuotaOverrides,
 }
 
 impl std::fmt::Debug for ApiKey {
@@ -334,12 +427,21 @@ impl std::fmt::Debug for ApiKey {
 }
 
 impl ApiKey {
-    /// Reads `name:sha256-of-the-key-in-hex` (what `quizgate keygen` prints).
+    /// Reads `name:sha256-of-the-key-in-hex` (what `quizgate keygen`
+    /// prints), optionally followed by quota fields:
+    /// `name:hex:live_quizzes=5:players=300`.
     pub fn parse(entry: &str) -> Result<Self, String> {
-        let (name, hex) = entry
+        let (name, rest) = entry
             .trim()
             .split_once(':')
             .ok_or_else(|| format!("{entry:?} is not name:sha256-hex"))?;
+        let (hex, quota) = match rest.split_once(':') {
+            Some((hex, fields)) => (
+                hex,
+                QuotaOverrides::parse(fields).map_err(|e| format!("key {name}: {e}"))?,
+            ),
+            None => (rest, QuotaOverrides::default()),
+        };
         let valid_name = !name.is_empty()
             && name.len() <= 64
             && name
@@ -354,6 +456,7 @@ impl ApiKey {
         Ok(Self {
             name: name.to_owned(),
             hash,
+            quota,
         })
     }
 
@@ -437,20 +540,61 @@ mod tests {
     }
 
     #[test]
+    fn a_quota_takes_what_a_credential_sets_within_the_hard_caps() {
+        let defaults = Quota {
+            live_quizzes: 100,
+            players: 1000,
+            definition_bytes: 4096,
+        };
+        assert_eq!(QuotaOverrides::default().apply(defaults), defaults);
+        let own = QuotaOverrides::parse("players=50:live_quizzes=3").expect("valid");
+        assert_eq!(
+            own.apply(defaults),
+            Quota {
+                live_quizzes: 3,
+                players: 50,
+                definition_bytes: 4096
+            }
+        );
+        let greedy =
+            QuotaOverrides::parse("players=4000000000:definition_bytes=4000000000").expect("valid");
+        assert_eq!(greedy.apply(defaults).players, quizgate_domain::MAX_PLAYERS);
+        assert_eq!(
+            greedy.apply(defaults).definition_bytes,
+            MAX_DEFINITION_BYTES
+        );
+    }
+
+    #[test]
     fn api_keys_are_checked_by_their_hash() {
         let a = ApiKey::parse(&ApiKey::entry("ops", "qgk_first")).expect("valid");
-        let b = ApiKey::parse(&ApiKey::entry("ci-2", "qgk_second")).expect("valid");
+        let b = ApiKey::parse(&format!(
+            "{}:live_quizzes=2:players=30",
+            ApiKey::entry("ci-2", "qgk_second")
+        ))
+        .expect("valid");
+        let principal = |name: &str, overrides| Principal {
+            name: name.into(),
+            overrides,
+        };
         let access = CreateAccess::Credentials(Credentials {
             api_keys: vec![a, b],
             ..Credentials::default()
         });
         assert_eq!(
             access.check(Some(b"Bearer qgk_first")),
-            Ok(Some("ops".into()))
+            Ok(Some(principal("ops", QuotaOverrides::default())))
         );
         assert_eq!(
             access.check(Some(b"bearer  qgk_second")),
-            Ok(Some("ci-2".into()))
+            Ok(Some(principal(
+                "ci-2",
+                QuotaOverrides {
+                    live_quizzes: Some(2),
+                    players: Some(30),
+                    definition_bytes: None
+                }
+            )))
         );
         assert_eq!(
             access.check(Some(b"Bearer a.b.c")),
@@ -473,6 +617,9 @@ mod tests {
             ":00",
             &format!("a b:{}", "0".repeat(64)),
             &format!("ops:{}", "g".repeat(64)),
+            &format!("ops:{}:players", "0".repeat(64)),
+            &format!("ops:{}:players=-1", "0".repeat(64)),
+            &format!("ops:{}:rooms=3", "0".repeat(64)),
         ] {
             assert!(ApiKey::parse(bad).is_err(), "{bad}");
         }

@@ -15,6 +15,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use quizgate_backplane::{CreateLimits, Creation};
 use quizgate_domain::{DomainError, QuizDefinition};
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -24,9 +25,6 @@ use tokio_util::sync::CancellationToken;
 use crate::guard::{AddressKey, Admitted, Unauthorized};
 use crate::node::Node;
 use crate::session::Role as TokenRole;
-
-/// Largest quiz definition a host may post.
-const MAX_BODY_BYTES: usize = 256 * 1024;
 
 type Reply = Response<Full<Bytes>>;
 
@@ -202,8 +200,8 @@ async fn create_quiz(node: &Node, address: AddressKey, req: Request<Incoming>) -
         );
     }
     let access = &node.config.create_access;
-    let key = match access.check(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes())) {
-        Ok(key) => key,
+    let principal = match access.check(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes())) {
+        Ok(principal) => principal,
         Err(why) => {
             node.refuse("unauthorized");
             let message = match why {
@@ -239,11 +237,16 @@ async fn create_quiz(node: &Node, address: AddressKey, req: Request<Incoming>) -
             "send the definition with Content-Type: application/json",
         );
     }
+    let quota = principal
+        .as_ref()
+        .map_or(node.config.quota, |p| p.overrides.apply(node.config.quota));
+    let max_body = quota.definition_bytes as usize;
     let too_large = || {
+        node.refuse("definition_bytes");
         error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
-            &format!("the body must be at most {MAX_BODY_BYTES} bytes"),
+            &format!("the body must be at most {max_body} bytes (your quota)"),
         )
     };
     let declared = req
@@ -251,12 +254,12 @@ async fn create_quiz(node: &Node, address: AddressKey, req: Request<Incoming>) -
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+    if declared.is_some_and(|n| n > max_body) {
         return too_large();
     }
     let read = tokio::time::timeout(
         node.config.http_body_timeout,
-        Limited::new(req.into_body(), MAX_BODY_BYTES).collect(),
+        Limited::new(req.into_body(), max_body).collect(),
     );
     let body = match read.await {
         Ok(Ok(body)) => body.to_bytes(),
@@ -288,9 +291,31 @@ async fn create_quiz(node: &Node, address: AddressKey, req: Request<Incoming>) -
     if let Err(DomainError::InvalidDefinition { field, reason }) = def.validate() {
         return invalid_definition(&field, &reason);
     }
-    match node.call("create", node.backplane.create_quiz(def)).await {
-        Ok(created) => {
-            tracing::info!(quiz = %created.code, key = key.as_deref().unwrap_or("(open)"), "quiz created");
+    let limits = CreateLimits {
+        owner: principal.as_ref().map(|p| p.name.clone()),
+        live_quizzes: quota.live_quizzes,
+        max_players: quota.players,
+    };
+    let key = principal.as_ref().map_or("(open)", |p| p.name.as_str());
+    match node
+        .call("create", node.backplane.create_quiz(def, &limits))
+        .await
+    {
+        Ok(Creation::OverQuota) => {
+            node.refuse("live_quizzes");
+            tracing::info!(
+                key,
+                quota = quota.live_quizzes,
+                "quiz creation refused: quota"
+            );
+            let message = format!(
+                "this credential already has {} live quizzes, its quota: end one, or wait for one to expire",
+                quota.live_quizzes
+            );
+            error(StatusCode::FORBIDDEN, "quota_exceeded", &message)
+        }
+        Ok(Creation::Created(created)) => {
+            tracing::info!(quiz = %created.code, key, "quiz created");
             let host_token = node.sessions.sign(
                 TokenRole::Host,
                 created.code.as_str(),

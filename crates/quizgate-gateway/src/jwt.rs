@@ -5,6 +5,7 @@
 //! several keys at once so that keys rotate; `exp` and `aud` are required,
 //! `nbf` is checked when present. Verification is `jsonwebtoken`'s.
 
+use crate::guard::{Principal, QuotaOverrides};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::Deserialize;
 
@@ -72,16 +73,20 @@ impl JwtKey {
     }
 }
 
-/// The claims read; `sub` names the credential in logs.
+/// The claims read; `sub` names the credential in logs and for its quota,
+/// which `quota` may set (the issuer is trusted as an API key's entry is).
 #[derive(Debug, Deserialize)]
 struct Claims {
     #[serde(default)]
     sub: Option<String>,
+    #[serde(default)]
+    quota: QuotaOverrides,
 }
 
 /// Verifies a JWT against the keys of its algorithm (and its `kid`, if it
-/// names one); `Some(subject)` if one key verifies it and its claims hold.
-pub(crate) fn verify(keys: &[JwtKey], audience: &str, token: &str) -> Option<String> {
+/// names one); `Some` of who it names (`jwt:SUBJECT`) if one key verifies it
+/// and its claims hold.
+pub(crate) fn verify(keys: &[JwtKey], audience: &str, token: &str) -> Option<Principal> {
     let header = decode_header(token).ok()?;
     let mut validation = Validation::new(header.alg);
     validation.set_audience(&[audience]);
@@ -101,6 +106,9 @@ pub(crate) fn verify(keys: &[JwtKey], audience: &str, token: &str) -> Option<Str
                 .filter(|c| !c.is_control())
                 .take(64)
                 .collect();
-            format!("jwt:{sub}")
+            Principal {
+                name: format!("jwt:{sub}"),
+                overrides: data.claims.quota,
+            }
         })
 }

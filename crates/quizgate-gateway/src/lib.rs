@@ -28,8 +28,9 @@ mod wire;
 
 pub use config::{BackplaneConfig, Config};
 pub use error::GatewayError;
-pub use guard::{AddressLimits, ApiKey, CreateAccess, Credentials};
+pub use guard::{AddressLimits, ApiKey, CreateAccess, Credentials, MAX_DEFINITION_BYTES, Quota};
 pub use jwt::JwtKey;
+pub use quizgate_domain::MAX_PLAYERS;
 pub use tls::TlsFiles;
 
 /// Loads the TLS files as a node would, to check them before anything starts.

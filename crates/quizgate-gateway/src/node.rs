@@ -121,6 +121,8 @@ impl Node {
                     "address_connections",
                     "address_joins",
                     "address_creations",
+                    "live_quizzes",
+                    "definition_bytes",
                     "proxy_header",
                     "tls",
                 ],

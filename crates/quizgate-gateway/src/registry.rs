@@ -598,7 +598,7 @@ impl Registry {
 
 #[cfg(test)]
 mod tests {
-    use quizgate_backplane::{MemoryBackplane, MemoryConfig, SystemClock};
+    use quizgate_backplane::{CreateLimits, MemoryBackplane, MemoryConfig, SystemClock};
     use quizgate_domain::{HostCommand, Question};
 
     /// The text of the next queued frame, which must be a direct text frame
@@ -654,7 +654,13 @@ mod tests {
             Arc::new(SystemClock),
             MemoryConfig::default(),
         );
-        let code = bp.create_quiz(def()).await.expect("create").code;
+        let code = bp
+            .create_quiz(def(), &CreateLimits::unlimited())
+            .await
+            .expect("create")
+            .created()
+            .expect("no quota")
+            .code;
         (registry, bp, code)
     }
 

@@ -12,7 +12,7 @@ use clap::Parser;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use quizgate_gateway::{
     AddressLimits, ApiKey, BackplaneConfig, Config, CreateAccess, Credentials, JwtKey,
-    MIN_SECRET_BYTES, Server, SessionKey, SessionKeys, TlsFiles,
+    MIN_SECRET_BYTES, Quota, Server, SessionKey, SessionKeys, TlsFiles,
 };
 use quizgate_telemetry::LogFormat;
 use tokio_util::sync::CancellationToken;
@@ -149,6 +149,18 @@ struct Cli {
     /// Quizzes created per minute from one address (bursts of a minute's worth).
     #[arg(long, env = "QUIZGATE_CREATES_PER_ADDRESS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
     creates_per_address: u32,
+    /// Quizzes one credential (API key, or JWT subject) may have live at once
+    /// across the cluster; more get HTTP 403 quota_exceeded. An API key's entry
+    /// (`:live_quizzes=N`) or a JWT's `quota` claim may set its own.
+    #[arg(long, env = "QUIZGATE_QUOTA_LIVE_QUIZZES", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    quota_live_quizzes: u32,
+    /// Players one credential's quiz admits (`:players=N` per key or claim).
+    #[arg(long, env = "QUIZGATE_QUOTA_PLAYERS", default_value_t = quizgate_gateway::MAX_PLAYERS, value_parser = clap::value_parser!(u32).range(1..=i64::from(quizgate_gateway::MAX_PLAYERS)))]
+    quota_players: u32,
+    /// Bytes one credential's quiz definition may hold (`:definition_bytes=N`
+    /// per key or claim), at most 262144.
+    #[arg(long, env = "QUIZGATE_QUOTA_DEFINITION_BYTES", default_value_t = quizgate_gateway::MAX_DEFINITION_BYTES, value_parser = clap::value_parser!(u32).range(1..=i64::from(quizgate_gateway::MAX_DEFINITION_BYTES)))]
+    quota_definition_bytes: u32,
     /// Serve /ws/echo: a WebSocket echo with the /ws configuration and limits,
     /// for conformance suites (Autobahn). Never on a node players use.
     #[arg(long, env = "QUIZGATE_ECHO_ENDPOINT", default_value_t = false, action = clap::ArgAction::Set)]
@@ -369,6 +381,11 @@ impl Cli {
             tls,
             tls_reload_interval: self.tls_reload_interval,
             echo_endpoint: self.echo_endpoint,
+            quota: Quota {
+                live_quizzes: self.quota_live_quizzes,
+                players: self.quota_players,
+                definition_bytes: self.quota_definition_bytes,
+            },
             address_limits: AddressLimits {
                 connections: self.max_connections_per_address,
                 joins_per_second: self.joins_per_address,

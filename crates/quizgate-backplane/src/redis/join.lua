@@ -2,10 +2,12 @@
 -- Reply: {'not_found'} | {'ended'} | {'locked'} | {'full'} | {'taken'} | {'ok', player id, snapshot}
 if redis.call('EXISTS', META) == 0 then return {'not_found'} end
 refresh()
-local m = redis.call('HMGET', META, 'phase', 'players', 'locked')
+local m = redis.call('HMGET', META, 'phase', 'players', 'locked', 'max')
 if m[1] == 'ended' then return {'ended'} end
 if m[3] == '1' then return {'locked'} end
-if tonumber(m[2]) >= MAX_PLAYERS then return {'full'} end
+-- 'max' is the quiz's own cap, from its creator's quota (absent in quizzes
+-- stored before it existed).
+if tonumber(m[2]) >= math.min(MAX_PLAYERS, tonumber(m[4] or MAX_PLAYERS)) then return {'full'} end
 if redis.call('HEXISTS', NICKS, arg(2)) == 1 then return {'taken'} end
 local id = redis.call('HINCRBY', META, 'players', 1)
 redis.call('HSET', NICKS, arg(2), id)

@@ -37,8 +37,8 @@ use self::scripts::Scripts;
 use crate::delivery::Supervised;
 use crate::token::{new_code, new_secret};
 use crate::{
-    Backplane, BackplaneError, Clock, CreatedQuiz, EventSink, HostSession, JoinResult, Result,
-    ResumeResult, Scores, Session, SessionToken, SystemClock, Tick,
+    Backplane, BackplaneError, Clock, CreateLimits, CreatedQuiz, Creation, EventSink, HostSession,
+    JoinResult, Result, ResumeResult, Scores, Session, SessionToken, SystemClock, Tick,
 };
 
 /// Shared between the backplane and its subscriber task.
@@ -163,7 +163,102 @@ impl RedisBackplane {
     }
 }
 
+/// An owner's quiz codes, each scored with when it was reserved, counted
+/// against its quota. Not in any quiz's hash slot: read and written on its
+/// own, never in a script.
+fn owner_key(owner: &str) -> String {
+    format!("qg:owner:{owner}")
+}
+
+/// Owner sets outlive their newest quiz by this much, then go.
+const OWNER_TTL_MS: i64 = 24 * 3600 * 1000;
+
+/// A reserved code with no quiz yet is counted for this long: its creation
+/// may still be on its way (on this node or another).
+const RESERVATION_GRACE_MS: Millis = 30_000;
+
 impl Core {
+    fn now_ms(&self) -> Millis {
+        match &self.config.clock {
+            Some(clock) => clock.now_ms(),
+            None => SystemClock.now_ms(),
+        }
+    }
+
+    /// Takes one of the owner's `limit` places for `code`: `false` if every
+    /// place is held by a live quiz or a creation under way. The set is
+    /// pruned of ended and expired quizzes only when it looks full, so the
+    /// usual creation costs one round trip. Creations racing for the last
+    /// place may all be refused, never all admitted.
+    async fn reserve(&self, key: &str, code: &JoinCode, limit: u32) -> Result<bool> {
+        let client = &self.shared.client;
+        let now = self.now_ms();
+        let pipe = client.pipeline();
+        let _: () = pipe
+            .zadd(key, None, None, false, false, (now as f64, code.as_str()))
+            .await
+            .map_err(unavailable)?;
+        let _: () = pipe
+            .pexpire(key, OWNER_TTL_MS, None)
+            .await
+            .map_err(unavailable)?;
+        let _: () = pipe.zcard(key).await.map_err(unavailable)?;
+        let (_, _, held): (i64, i64, u64) = pipe.all().await.map_err(unavailable)?;
+        if held <= u64::from(limit) {
+            return Ok(true);
+        }
+        let members: Vec<(String, f64)> = client
+            .zrange(key, 0, -1, None, false, None, true)
+            .await
+            .map_err(unavailable)?;
+        let others: Vec<(JoinCode, Millis)> = members
+            .iter()
+            .filter_map(|(c, at)| Some((JoinCode::parse(c).ok()?, *at as Millis)))
+            .filter(|(c, _)| c != code)
+            .collect();
+        // One round trip; in a cluster fred sends each read to its quiz's node.
+        let pipe = client.pipeline();
+        for (other, _) in &others {
+            let _: () = pipe
+                .hget(QuizKeys::new(other).meta, "phase")
+                .await
+                .map_err(unavailable)?;
+        }
+        let phases: Vec<Value> = if others.is_empty() {
+            Vec::new()
+        } else {
+            pipe.all().await.map_err(unavailable)?
+        };
+        let gone: Vec<&str> = others
+            .iter()
+            .zip(&phases)
+            .filter(|((_, at), phase)| match phase.as_str() {
+                Some(phase) => phase == "ended",
+                None => now.saturating_sub(*at) > RESERVATION_GRACE_MS,
+            })
+            .map(|((c, _), _)| c.as_str())
+            .collect();
+        if !gone.is_empty() {
+            let _: i64 = client.zrem(key, gone.clone()).await.map_err(unavailable)?;
+        }
+        // The others still live or on their way, and this one.
+        if others.len() - gone.len() < limit as usize {
+            return Ok(true);
+        }
+        self.release(key, code).await;
+        Ok(false)
+    }
+
+    /// Gives back a place taken by [`Core::reserve`]; if Redis cannot be
+    /// reached, a later pruning finds the code never became a quiz.
+    async fn release(&self, key: &str, code: &JoinCode) {
+        let removed: std::result::Result<i64, _> =
+            self.shared.client.zrem(key, code.as_str()).await;
+        if let Err(e) = removed {
+            tracing::warn!(error = %e, "could not release a quota place");
+        }
+    }
+
     async fn answer_batch(
         &self,
         code: &JoinCode,
@@ -238,30 +333,42 @@ impl<C: ClientLike + Send + Sync> ClientLikeDyn for C {
 
 #[async_trait]
 impl Backplane for RedisBackplane {
-    async fn create_quiz(&self, def: QuizDefinition) -> Result<CreatedQuiz> {
+    async fn create_quiz(&self, def: QuizDefinition, limits: &CreateLimits) -> Result<Creation> {
         let json = serde_json::to_string(&def).map_err(corrupt)?;
+        let owner = limits.owner.as_deref().map(owner_key);
         // Bounded: a collision among ~595 million codes is rare; eight in a row is a fault.
         for _ in 0..8 {
             let code = new_code();
+            if let Some(key) = &owner
+                && !self.core.reserve(key, &code, limits.live_quizzes).await?
+            {
+                return Ok(Creation::OverQuota);
+            }
             let host = new_secret();
-            let created: i64 = self
+            let created = self
                 .core
-                .eval(
+                .eval::<i64>(
                     &self.core.scripts.create,
                     &code,
                     vec![
                         json.clone().into(),
                         host.clone().into(),
                         (def.questions.len() as i64).into(),
+                        i64::from(limits.max_players.min(self.core.config.max_players)).into(),
                     ],
                 )
-                .await?;
-            match created {
+                .await;
+            if !matches!(created, Ok(1))
+                && let Some(key) = &owner
+            {
+                self.core.release(key, &code).await;
+            }
+            match created? {
                 1 => {
-                    return Ok(CreatedQuiz {
+                    return Ok(Creation::Created(CreatedQuiz {
                         code,
                         host_token: host,
-                    });
+                    }));
                 }
                 0 => continue,
                 other => return Err(corrupt(format!("create: unknown reply {other}"))),
@@ -549,9 +656,6 @@ impl Backplane for RedisBackplane {
     }
 
     fn now_ms(&self) -> Millis {
-        match &self.core.config.clock {
-            Some(clock) => clock.now_ms(),
-            None => SystemClock.now_ms(),
-        }
+        self.core.now_ms()
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use futures_util::future::join_all;
-use quizgate_backplane::{Backplane, JoinResult, RedisBackplane, RedisConfig};
+use quizgate_backplane::{Backplane, CreateLimits, JoinResult, RedisBackplane, RedisConfig};
 use quizgate_domain::{AnswerOutcome, HostCommand};
 use quizgate_testkit::RedisServer;
 
@@ -37,7 +37,12 @@ async fn concurrent_answers_share_script_calls_and_each_gets_its_outcome() -> Re
         Arc::new(Recorder::default()),
     )
     .await?;
-    let code = bp.create_quiz(crate::one_question("batch")).await?.code;
+    let code = bp
+        .create_quiz(crate::one_question("batch"), &CreateLimits::unlimited())
+        .await?
+        .created()
+        .expect("no quota")
+        .code;
     for i in 0..PLAYERS {
         let JoinResult::Joined(_) = bp.join(&code, &format!("p{i}")).await? else {
             anyhow::bail!("p{i} not joined");

@@ -17,12 +17,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 use quizgate_backplane::{
-    Backplane, HostSession, JoinResult, ManualClock, MemoryBackplane, MemoryConfig, RedisBackplane,
-    RedisConfig, ResumeResult, Scores, SessionToken,
+    Backplane, CreateLimits, HostSession, JoinResult, ManualClock, MemoryBackplane, MemoryConfig,
+    RedisBackplane, RedisConfig, ResumeResult, Scores, SessionToken,
 };
 use quizgate_domain::{HostCommand, JoinCode, PlayerId, Question, QuizDefinition, Sequenced};
 use quizgate_testkit::RedisServer;
@@ -33,8 +33,12 @@ const NICKNAMES: &[&str] = &[
     "ann", "bob", "cy", "dee", "eve", "fay", "gus", "hal", "ida", "jo", "kim", "lu", "max", "ned",
 ];
 /// Fewer than the nicknames, more than a leaderboard: `quiz_full` and the
-/// top-10 cut are both reachable.
+/// top-10 cut are both reachable. Each quiz is created with this cap (its
+/// creator's quota), below the backplanes' own, so `full` comes from the
+/// quiz's cap on both sides.
 const MAX_PLAYERS: u32 = 11;
+/// The backplanes' own cap, above the quiz's.
+const BACKPLANE_MAX_PLAYERS: u32 = 13;
 /// Small, so that resumes fall before the log's start.
 const LOG_CAPACITY: usize = 6;
 const LEADERBOARD_INTERVAL_MS: u64 = 250;
@@ -152,7 +156,16 @@ struct Quiz {
 
 impl Side {
     async fn start(&self) -> Result<Quiz> {
-        let quiz = self.bp.create_quiz(definition()).await?;
+        let limits = CreateLimits {
+            max_players: MAX_PLAYERS,
+            ..CreateLimits::unlimited()
+        };
+        let quiz = self
+            .bp
+            .create_quiz(definition(), &limits)
+            .await?
+            .created()
+            .context("no quota here")?;
         self.bp.subscribe(&quiz.code).await?;
         Ok(Quiz {
             code: quiz.code,
@@ -325,7 +338,7 @@ async fn world() -> Result<World> {
         MemoryConfig {
             leaderboard_interval_ms: LEADERBOARD_INTERVAL_MS,
             log_capacity: LOG_CAPACITY,
-            max_players: MAX_PLAYERS,
+            max_players: BACKPLANE_MAX_PLAYERS,
             ..MemoryConfig::default()
         },
     );
@@ -335,7 +348,7 @@ async fn world() -> Result<World> {
             RedisConfig {
                 leaderboard_interval_ms: LEADERBOARD_INTERVAL_MS,
                 log_capacity: LOG_CAPACITY,
-                max_players: MAX_PLAYERS,
+                max_players: BACKPLANE_MAX_PLAYERS,
                 clock: Some(clock.clone()),
                 ..RedisConfig::new(server.url())
             },

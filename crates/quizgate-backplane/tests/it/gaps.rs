@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use anyhow::Result;
-use quizgate_backplane::{Backplane, RedisBackplane, RedisConfig};
+use quizgate_backplane::{Backplane, CreateLimits, RedisBackplane, RedisConfig};
 use quizgate_domain::{Event, HostCommand, JoinCode, Sequenced};
 use quizgate_testkit::RedisServer;
 
@@ -57,7 +57,12 @@ async fn log_unpublished(server: &RedisServer, code: &JoinCode, seq: u64) -> Res
 }
 
 async fn quiz(bp: &RedisBackplane) -> Result<JoinCode> {
-    let code = bp.create_quiz(crate::one_question("gaps")).await?.code;
+    let code = bp
+        .create_quiz(crate::one_question("gaps"), &CreateLimits::unlimited())
+        .await?
+        .created()
+        .expect("no quota")
+        .code;
     bp.subscribe(&code).await?;
     Ok(code)
 }

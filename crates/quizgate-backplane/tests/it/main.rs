@@ -1,11 +1,13 @@
 //! The backplanes from outside: the Lua scripts against their specification
 //! (generated sequences of operations run on the in-process backplane, which
 //! runs `quizgate-domain` directly, and on a real Redis, with one manual clock
-//! for both), and the Redis subscriber's ordering when Pub/Sub loses messages.
+//! for both), the Redis subscriber's ordering when Pub/Sub loses messages, and
+//! the quotas a quiz is created under.
 
 mod batch;
 mod differential;
 mod gaps;
+mod quota;
 mod recorder;
 
 /// A quiz of one two-choice question (choice 1 is right) with a minute to answer.

@@ -300,6 +300,101 @@ async fn only_holders_of_an_api_key_create_quizzes() -> Result<()> {
     Ok(())
 }
 
+/// `POST /v1/quizzes` with a bearer; the status and the body.
+async fn create_with(addr: SocketAddr, bearer: &str, def: &str) -> Result<(u16, String)> {
+    let auth = format!("Bearer {bearer}");
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Authorization", auth.as_str()),
+    ];
+    http_request_with(addr, "POST", "/v1/quizzes", &headers, def.as_bytes()).await
+}
+
+#[tokio::test]
+async fn each_credential_keeps_to_its_quota_across_the_cluster() -> Result<()> {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    let redis = quizgate_testkit::RedisServer::start_ephemeral().await?;
+    // The test kit's key may hold 2 live quizzes of 1 player and 3,000 bytes;
+    // JWTs get the node's defaults unless their `quota` claim says otherwise.
+    let keys = format!(
+        "{}:live_quizzes=2:players=1:definition_bytes=3000",
+        quizgate_testkit::API_KEY_ENTRY
+    );
+    let secret = "0f".repeat(32);
+    let jwt_keys = format!("hs256:shared:{secret}");
+    let env = [
+        ("QUIZGATE_API_KEYS", keys.as_str()),
+        ("QUIZGATE_JWT_KEYS", jwt_keys.as_str()),
+        ("QUIZGATE_QUOTA_LIVE_QUIZZES", "3"),
+    ];
+    let a = redis_node(&redis.url(), &env).await?;
+    let b = redis_node(&redis.url(), &env).await?;
+    let key = quizgate_testkit::API_KEY;
+    let def = sample_quiz(2, 60_000).to_string();
+
+    let (status, first) = create_with(a.ws_addr, key, &def).await?;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(
+        create_with(b.ws_addr, key, &def).await?.0,
+        201,
+        "on another node"
+    );
+    let (status, body) = create_with(a.ws_addr, key, &def).await?;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("quota_exceeded") && body.contains("2 live quizzes"),
+        "{body}"
+    );
+    assert_eq!(refused(&a, "live_quizzes").await?, 1);
+
+    // Its quizzes admit one player.
+    let first: serde_json::Value = serde_json::from_str(&first)?;
+    let code = first["code"].as_str().context("code")?;
+    let token = first["host_token"].as_str().context("token")?;
+    player(b.ws_addr, Encoding::Json, code, "ann").await?;
+    let mut bob = Client::connect(a.ws_addr, Encoding::Json).await?;
+    bob.send(json!({"t": "join", "code": code, "nickname": "bob"}))
+        .await?;
+    expect_error(&mut bob, "quiz_full").await?;
+
+    // Its definitions hold 3,000 bytes.
+    let big = sample_quiz(40, 60_000).to_string();
+    assert!(big.len() > 3000);
+    let (status, body) = create_with(a.ws_addr, key, &big).await?;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("3000 bytes"), "{body}");
+
+    // Ending a quiz gives its place back, on any node.
+    let (mut h, _) = host(a.ws_addr, code, token).await?;
+    command(&mut h, "end").await?;
+    assert_eq!(create_with(b.ws_addr, key, &def).await?.0, 201);
+    assert_eq!(create_with(b.ws_addr, key, &def).await?.0, 403);
+
+    // A JWT's own quota (1), and the node's default for one without (3).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let jwt = |sub: &str, quota: serde_json::Value| -> Result<String> {
+        let claims = json!({"sub": sub, "aud": "quizgate", "exp": now + 300, "quota": quota});
+        let key = EncodingKey::from_secret(&quizgate_jwt_secret(&secret));
+        Ok(encode(&Header::new(Algorithm::HS256), &claims, &key)?)
+    };
+    let small = jwt("tenant-a", json!({"live_quizzes": 1}))?;
+    assert_eq!(create_with(a.ws_addr, &small, &def).await?.0, 201);
+    assert_eq!(create_with(b.ws_addr, &small, &def).await?.0, 403);
+    let plain = jwt("tenant-b", json!({}))?;
+    for want in [201, 201, 201, 403] {
+        assert_eq!(create_with(a.ws_addr, &plain, &def).await?.0, want);
+    }
+    let odd = jwt("tenant-c", json!({"rooms": 9}))?;
+    assert_eq!(
+        create_with(a.ws_addr, &odd, &def).await?.0,
+        401,
+        "a quota claim the node cannot read"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn hosts_create_quizzes_with_jwts_from_a_shared_or_a_public_key() -> Result<()> {
     use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
