@@ -80,6 +80,13 @@ impl Why {
                 None
             }
             Error::Protocol(_) => Some(Self::ProtocolError),
+            Error::Io(io)
+                if io
+                    .get_ref()
+                    .is_some_and(|e| e.is::<crate::frames::ContinuationFlood>()) =>
+            {
+                Some(Self::Abuse)
+            }
             _ => None,
         }
     }

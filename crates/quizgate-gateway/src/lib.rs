@@ -11,6 +11,7 @@ mod close;
 mod config;
 mod connection;
 mod error;
+mod frames;
 mod guard;
 mod http;
 mod jwt;

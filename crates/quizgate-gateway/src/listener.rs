@@ -219,6 +219,7 @@ async fn websocket(
         }
         Ok(resp)
     };
+    wire.begin_handshake(node.config.frames_per_second);
     let handshake = tokio_tungstenite::accept_hdr_async_with_config(
         WireStream(Arc::clone(&wire)),
         callback,

@@ -31,6 +31,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+use crate::frames::{Reading, Seen};
+
 /// Bytes that may wait for a slow socket before its connection is evicted.
 const MAX_PENDING: usize = 256 * 1024;
 
@@ -59,8 +61,11 @@ struct Out {
     broken: bool,
     /// The TLS session, on a TLS connection.
     tls: Option<Box<rustls::ServerConnection>>,
-    /// Bytes read to tell WebSocket from HTTP, given back to the next read.
+    /// Bytes read to tell WebSocket from HTTP, or read past the end of a
+    /// handshake request, given back to the next read.
     unread: Vec<u8>,
+    /// What the bytes read are: see `frames.rs`.
+    reading: Reading,
     /// The TLS close_notify has been queued.
     closing: bool,
 }
@@ -105,6 +110,29 @@ impl Wire {
         let mut back = bytes.to_vec();
         back.extend_from_slice(&out.unread);
         out.unread = back;
+    }
+
+    /// From now on, reads stop at the end of the WebSocket handshake request,
+    /// and the frames after it are walked (see `frames.rs`).
+    pub(crate) fn begin_handshake(&self, frames_per_second: u32) {
+        self.out().reading = Reading::Handshake {
+            matched: 0,
+            frames_per_second,
+        };
+    }
+
+    /// Looks at what a read just put in `buf` after `before` (see [`Reading`]).
+    fn seen(&self, buf: &mut ReadBuf<'_>, before: usize) -> io::Result<()> {
+        let mut out = self.out();
+        let out = &mut *out;
+        if let Seen::UpTo(n) = out.reading.see(&buf.filled()[before..])? {
+            let end = before + n;
+            let mut back = buf.filled()[end..].to_vec();
+            back.extend_from_slice(&out.unread);
+            out.unread = back;
+            buf.set_filled(end);
+        }
+        Ok(())
     }
 
     /// The lock is never held across an await, so a poisoned one is consistent.
@@ -407,6 +435,20 @@ pub(crate) struct WireStream(pub(crate) Arc<Wire>);
 impl AsyncRead for WireStream {
     fn poll_read(
         self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        ready!(self.as_ref().poll_read_raw(cx, buf))?;
+        Poll::Ready(self.0.seen(buf, before))
+    }
+}
+
+impl WireStream {
+    /// The next bytes: given back ones first, then the socket's (through
+    /// TLS on a TLS connection).
+    fn poll_read_raw(
+        self: Pin<&Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {

@@ -13,7 +13,7 @@ const MAX_RATE_LIMITED: u32 = 50;
 
 /// What a frame over a limit costs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Over {
+pub(crate) enum Over {
     /// Refused with an error; the connection stays.
     Refused,
     /// One too many: the connection is closed.
@@ -22,14 +22,15 @@ pub(super) enum Over {
 
 /// The frame rate (a token bucket) and the lifetime counts of bad frames and
 /// of frames over the rate.
-pub(super) struct Limits {
+#[derive(Debug)]
+pub(crate) struct Limits {
     bucket: TokenBucket,
     bad_frames: u32,
     rate_limited: u32,
 }
 
 impl Limits {
-    pub(super) fn new(frames_per_second: u32) -> Self {
+    pub(crate) fn new(frames_per_second: u32) -> Self {
         Self {
             bucket: TokenBucket::new(
                 f64::from(frames_per_second),
@@ -41,7 +42,7 @@ impl Limits {
     }
 
     /// Takes one frame's worth of rate; `Some` if the frame is over it.
-    pub(super) fn over_rate(&mut self) -> Option<Over> {
+    pub(crate) fn over_rate(&mut self) -> Option<Over> {
         if self.bucket.take(1.0) {
             return None;
         }

@@ -4,6 +4,8 @@
 mod handlers;
 mod limits;
 
+pub(crate) use self::limits::{Limits, Over};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +17,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_util::sync::CancellationToken;
 
-use self::limits::{Limits, spread};
+use self::limits::spread;
 use crate::close::{self, Eviction, Why};
 use crate::guard::{AddressKey, Admitted};
 use crate::node::Node;

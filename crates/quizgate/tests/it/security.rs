@@ -192,7 +192,7 @@ async fn slow_and_idle_connections_are_cut_off_and_counted() -> Result<()> {
 }
 
 #[tokio::test]
-async fn control_frames_count_against_the_frame_rate() -> Result<()> {
+async fn control_frames_and_empty_fragments_count_against_the_frame_rate() -> Result<()> {
     let node = node(&[("QUIZGATE_FRAMES_PER_SECOND", "5")]).await?;
     let mut bystander = Bystander::start(node.ws_addr).await?;
     let mut raw = raw_websocket(node.ws_addr).await?;
@@ -207,6 +207,39 @@ async fn control_frames_count_against_the_frame_rate() -> Result<()> {
         .collect();
     // The node may close before it read everything: a failed write is fine.
     let _ = raw.write_all(&flood).await;
+    assert_eq!(raw_close_code(&mut raw).await?, 1008);
+    bystander.still_prompt().await?;
+
+    // Empty continuation frames of a message that never ends: tungstenite
+    // would take them for ever without a message; they count as frames.
+    let start = [0x01u8, 0x81, 1, 2, 3, 4, b'{' ^ 1];
+    let empty = [0x00u8, 0x80, 1, 2, 3, 4];
+    let fragments: Vec<u8> = start
+        .iter()
+        .chain(empty.iter().cycle().take(empty.len() * 200))
+        .copied()
+        .collect();
+    let mut raw = raw_websocket(node.ws_addr).await?;
+    let _ = raw.write_all(&fragments).await;
+    assert_eq!(raw_close_code(&mut raw).await?, 1008);
+
+    // The same sent with the handshake request, in one write: the frames are
+    // counted from the request's end, whatever the first one's bytes say.
+    let mut raw = TcpStream::connect(node.ws_addr).await?;
+    let mut all =
+        b"GET /ws HTTP/1.1\r\nHost: quizgate\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            .to_vec();
+    // A first frame whose payload, read as a header, would skip 2^62 bytes.
+    all.extend_from_slice(&[0x01, 0x8a, 1, 2, 3, 4]);
+    all.extend_from_slice(&[0x80 ^ 1, 0xff ^ 2, 0x40 ^ 3, 0, 0, 0, 0, 0, 0, 0]);
+    all.extend_from_slice(&fragments);
+    let _ = raw.write_all(&all).await;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 4096 {
+        head.push(raw.read_u8().await?);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
     assert_eq!(raw_close_code(&mut raw).await?, 1008);
     bystander.still_prompt().await?;
     Ok(())
