@@ -45,6 +45,8 @@ pub struct Config {
     /// Browser origins allowed to open a WebSocket or create a quiz; empty
     /// allows any. Requests without `Origin` (native clients) always pass.
     pub allowed_origins: Vec<String>,
+    /// Names the public port answers to (`Host`, any port); empty allows any.
+    pub allowed_hosts: Vec<String>,
     /// An HTTP request's body must have arrived this long after its headers.
     pub http_body_timeout: Duration,
     /// After the upgrade, a connection must `join`, `resume` or `host` within this.
@@ -115,6 +117,7 @@ impl Default for Config {
             drain_window: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(30),
             allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             http_body_timeout: Duration::from_secs(10),
             join_timeout: Duration::from_secs(30),
             create_access: CreateAccess::Open,

@@ -254,6 +254,48 @@ impl Origins {
     }
 }
 
+/// The names the public port answers to (`QUIZGATE_ALLOWED_HOSTS`): a
+/// request's `Host` must be one of them, whatever its port. A page that
+/// rebinds its own DNS name to a node's address still sends its own name,
+/// so it is refused. Empty allows any name.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Hosts {
+    /// Lower-cased host names (or IP literals), without ports.
+    allowed: Vec<String>,
+}
+
+impl Hosts {
+    pub(crate) fn new(allowed: &[String]) -> Self {
+        Self {
+            allowed: allowed
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect(),
+        }
+    }
+
+    /// Whether a request with this `Host` header (raw bytes) may go on.
+    pub(crate) fn allows(&self, host: Option<&[u8]>) -> bool {
+        if self.allowed.is_empty() {
+            return true;
+        }
+        let Some(host) = host.and_then(|h| std::str::from_utf8(h).ok()) else {
+            return false;
+        };
+        // `name`, `name:port`, `[v6]`, `[v6]:port`.
+        let name = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => host.split(':').next().unwrap_or_default(),
+        };
+        self.allowed.iter().any(|a| {
+            a.trim_start_matches('[')
+                .trim_end_matches(']')
+                .eq_ignore_ascii_case(name)
+        })
+    }
+}
+
 /// Who may create quizzes (`QUIZGATE_API_KEYS`, `QUIZGATE_JWT_KEYS`,
 /// `QUIZGATE_OPEN_CREATE`).
 #[derive(Debug, Clone, Default)]
@@ -537,6 +579,27 @@ mod tests {
         tokio::time::advance(ADDRESS_IDLE + Duration::from_secs(1)).await;
         six.sweep();
         assert_eq!(six.tracked(), 0);
+    }
+
+    #[test]
+    fn hosts_are_matched_by_name_whatever_the_port() {
+        let hosts = Hosts::new(&["Quiz.Example.com".into(), "[::1]".into(), " ".into()]);
+        for ok in [
+            "quiz.example.com",
+            "QUIZ.example.com:8443",
+            "[::1]:80",
+            "[::1]",
+        ] {
+            assert!(hosts.allows(Some(ok.as_bytes())), "{ok}");
+        }
+        for bad in ["evil.example", "quiz.example.com.evil", "127.0.0.1", ""] {
+            assert!(!hosts.allows(Some(bad.as_bytes())), "{bad}");
+        }
+        assert!(!hosts.allows(None), "no Host at all");
+        assert!(
+            Hosts::new(&[]).allows(Some(b"anything")),
+            "empty allows any"
+        );
     }
 
     #[test]

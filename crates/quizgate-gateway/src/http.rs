@@ -9,7 +9,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{
-    AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, ORIGIN, WWW_AUTHENTICATE,
+    AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, ORIGIN,
+    WWW_AUTHENTICATE,
 };
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -27,6 +28,9 @@ use crate::node::Node;
 use crate::session::Role as TokenRole;
 
 type Reply = Response<Full<Bytes>>;
+
+pub(crate) const HOST_NOT_ALLOWED: &str =
+    "this node does not answer to that Host: see QUIZGATE_ALLOWED_HOSTS";
 
 /// Serves one public HTTP connection; `admitted` (its slots among the node's
 /// and its address's connections) is held until it closes.
@@ -175,6 +179,17 @@ fn admin(node: &Node, req: &Request<Incoming>) -> Reply {
 }
 
 async fn public(node: Arc<Node>, key: AddressKey, req: Request<Incoming>) -> Reply {
+    if !node
+        .hosts
+        .allows(req.headers().get(HOST).map(|v| v.as_bytes()))
+    {
+        node.refuse("host");
+        return error(
+            StatusCode::MISDIRECTED_REQUEST,
+            "host_not_allowed",
+            HOST_NOT_ALLOWED,
+        );
+    }
     match (req.method(), req.uri().path()) {
         (&Method::POST, "/v1/quizzes") => create_quiz(&node, key, req).await,
         (_, "/v1/quizzes") => not_allowed("POST"),

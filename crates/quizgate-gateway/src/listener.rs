@@ -193,6 +193,16 @@ async fn websocket(
             node.refuse("address_connections");
             return Err(reject(StatusCode::TOO_MANY_REQUESTS, TOO_MANY_CONNECTIONS));
         }
+        if !node
+            .hosts
+            .allows(req.headers().get(header::HOST).map(|v| v.as_bytes()))
+        {
+            node.refuse("host");
+            return Err(reject(
+                StatusCode::MISDIRECTED_REQUEST,
+                crate::http::HOST_NOT_ALLOWED,
+            ));
+        }
         let origin = req.headers().get(header::ORIGIN).map(|v| v.as_bytes());
         if !node.origins.allows(origin) {
             node.refuse("origin");

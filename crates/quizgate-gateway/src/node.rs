@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::task::TaskTracker;
 
 use crate::Config;
-use crate::guard::{Addresses, Origins};
+use crate::guard::{Addresses, Hosts, Origins};
 use crate::session::{SessionKey, SessionKeys};
 
 /// How long a token signed by a node's own random key lives.
@@ -35,6 +35,7 @@ pub(crate) struct Node {
     /// take the last one, as they could by reading the connections gauge.
     pub(crate) connection_slots: Arc<Semaphore>,
     pub(crate) origins: Origins,
+    pub(crate) hosts: Hosts,
     pub(crate) addresses: Arc<Addresses>,
     pub(crate) sessions: SessionKeys,
     /// TLS on the public listener, when configured.
@@ -63,6 +64,7 @@ impl Node {
             connection_slots: Arc::new(Semaphore::new(config.max_connections)),
             tls,
             origins: Origins::new(&config.allowed_origins),
+            hosts: Hosts::new(&config.allowed_hosts),
             addresses: Arc::new(Addresses::new(config.address_limits)),
             sessions: config.session_keys.clone().unwrap_or_else(|| {
                 SessionKeys::new(vec![SessionKey::random("local")], SESSION_TTL).expect("one key")
@@ -113,6 +115,7 @@ impl Node {
                 &m.refused,
                 &[
                     "origin",
+                    "host",
                     "content_type",
                     "body_timeout",
                     "join_timeout",

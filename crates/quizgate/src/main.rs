@@ -103,6 +103,16 @@ struct Cli {
         default_value = ""
     )]
     allowed_origins: Vec<String>,
+    /// Host names (comma-separated, no ports) the public port answers to:
+    /// a request with another `Host` gets 421, which defeats DNS rebinding.
+    /// Empty: any.
+    #[arg(
+        long,
+        env = "QUIZGATE_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    allowed_hosts: Vec<String>,
     /// An HTTP request's body must arrive within this after its headers (408).
     #[arg(long, env = "QUIZGATE_HTTP_BODY_TIMEOUT", default_value = "10s", value_parser = duration)]
     http_body_timeout: Duration,
@@ -254,6 +264,11 @@ impl Cli {
                 "invalid QUIZGATE_ALLOWED_ORIGINS: {bad:?} is not an origin like https://quiz.example.com"
             ));
         }
+        if let Some(bad) = self.allowed_hosts.iter().find(|h| !is_host_name(h)) {
+            return Err(format!(
+                "invalid QUIZGATE_ALLOWED_HOSTS: {bad:?} is not a host name like quiz.example.com (no scheme, no port)"
+            ));
+        }
         if let Some((name, _)) = positive.iter().find(|(_, d)| d.is_zero()) {
             return Err(format!("invalid {name}: must be greater than zero"));
         }
@@ -373,6 +388,11 @@ impl Cli {
                 .into_iter()
                 .filter(|o| !o.trim().is_empty())
                 .collect(),
+            allowed_hosts: self
+                .allowed_hosts
+                .into_iter()
+                .filter(|h| !h.trim().is_empty())
+                .collect(),
             http_body_timeout: self.http_body_timeout,
             join_timeout: self.join_timeout,
             create_access,
@@ -393,6 +413,21 @@ impl Cli {
             },
         })
     }
+}
+
+/// `quiz.example.com`, `127.0.0.1`, `[::1]`: a name without scheme or port;
+/// blank entries are ignored.
+fn is_host_name(raw: &str) -> bool {
+    let raw = raw.trim();
+    raw.is_empty()
+        || match raw.strip_prefix('[') {
+            Some(v6) => v6
+                .strip_suffix(']')
+                .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok()),
+            None => raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'),
+        }
 }
 
 /// `http://host`, `https://host:port` (a trailing `/` is tolerated); blank

@@ -85,6 +85,26 @@ async fn bad_settings_stop_start_up_with_64_naming_the_setting() -> Result<()> {
             "evil.test/*",
             "QUIZGATE_ALLOWED_ORIGINS",
         ),
+        (
+            "QUIZGATE_ALLOWED_HOSTS",
+            "quiz.example.com:443",
+            "QUIZGATE_ALLOWED_HOSTS",
+        ),
+        (
+            "QUIZGATE_API_KEYS",
+            &format!("{}:rooms=3", quizgate_testkit::API_KEY_ENTRY),
+            "rooms",
+        ),
+        (
+            "QUIZGATE_QUOTA_LIVE_QUIZZES",
+            "0",
+            "QUIZGATE_QUOTA_LIVE_QUIZZES",
+        ),
+        (
+            "QUIZGATE_QUOTA_DEFINITION_BYTES",
+            "300000",
+            "QUIZGATE_QUOTA_DEFINITION_BYTES",
+        ),
         ("QUIZGATE_JOIN_TIMEOUT", "0s", "QUIZGATE_JOIN_TIMEOUT"),
         ("QUIZGATE_SESSION_KEYS", "k1:abcd", "QUIZGATE_SESSION_KEYS"),
         // Checked before Redis is reached: a cluster never starts open by mistake.

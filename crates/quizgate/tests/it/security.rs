@@ -116,6 +116,40 @@ async fn pages_from_other_origins_cannot_connect_or_create() -> Result<()> {
 }
 
 #[tokio::test]
+async fn requests_for_other_host_names_are_refused() -> Result<()> {
+    // A page whose DNS name was rebound to the node's address still sends
+    // its own name in Host.
+    let node = node(&[("QUIZGATE_ALLOWED_HOSTS", "127.0.0.1, quizgate")]).await?;
+    let addr = node.ws_addr;
+    let mut bystander = Bystander::start(addr).await?;
+    let def = sample_quiz(1, 10_000).to_string();
+    for request in [
+        format!(
+            "POST /v1/quizzes HTTP/1.1\r\nHost: rebound.example:{}\r\nContent-Type: application/json\r\n\
+             Authorization: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{def}",
+            addr.port(),
+            bearer(),
+            def.len()
+        ),
+        "GET /ws HTTP/1.1\r\nHost: rebound.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            .to_owned(),
+    ] {
+        let mut s = TcpStream::connect(addr).await?;
+        s.write_all(request.as_bytes()).await?;
+        let reply = read_to_end(&mut s).await?;
+        assert!(reply.starts_with("HTTP/1.1 421"), "{reply}");
+        assert!(reply.contains("QUIZGATE_ALLOWED_HOSTS"), "{reply}");
+    }
+    // Its own names, with any port.
+    raw_websocket(addr).await?;
+    create_quiz(addr, &sample_quiz(1, 10_000)).await?;
+    assert_eq!(refused(&node, "host").await?, 2);
+    bystander.still_prompt().await?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn slow_and_idle_connections_are_cut_off_and_counted() -> Result<()> {
     let node = node(&[
         ("QUIZGATE_MAX_CONNECTIONS", "5"),
