@@ -45,6 +45,14 @@ pub trait EventSink: Send + Sync + 'static {
     /// it runs on the backplane's delivery path.
     fn deliver(&self, quiz: &JoinCode, event: Arc<Sequenced>);
 
+    /// A connection took `player`'s seat in the quiz, on some node (see
+    /// [`Backplane::claim_seat`]); `claim` names that connection. Claims of
+    /// one quiz reach every node in the same order, so the later of two is
+    /// the newer everywhere. Must not block.
+    fn seat_claimed(&self, quiz: &JoinCode, player: PlayerId, claim: u64) {
+        let _ = (quiz, player, claim);
+    }
+
     /// Called by the delivery path when it has no more events at hand (and
     /// at least every [`FLUSH_EVERY`] events): a sink may hold what was
     /// delivered since the last call, so that events published together (a
@@ -206,6 +214,15 @@ pub trait Backplane: Send + Sync + 'static {
         question: u16,
         choice: u8,
     ) -> Result<Option<AnswerOutcome>>;
+
+    /// Tells every node with members in the quiz that a connection, named by
+    /// `claim` (unique), just took `player`'s seat, so that they close their
+    /// older connections for it ([`EventSink::seat_claimed`]). In one process
+    /// the room sees every seat itself: nothing to tell.
+    async fn claim_seat(&self, code: &JoinCode, player: PlayerId, claim: u64) -> Result<()> {
+        let _ = (code, player, claim);
+        Ok(())
+    }
 
     /// Closes question `index` if its deadline has passed; exactly one caller
     /// across the cluster gets `true`.

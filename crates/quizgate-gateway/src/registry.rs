@@ -31,6 +31,11 @@ pub(crate) struct Member {
     wire: Arc<Wire>,
     pub(crate) encoding: Encoding,
     seat: Seat,
+    /// The claim its seat was taken with (0: a join or a host, no claim),
+    /// and whether that claim has come back on the quiz's channel: claims
+    /// that come after it there are newer (see [`Room::claim_seen`]).
+    claim: u64,
+    claim_seen: bool,
     /// Set before the member is dropped from its room; the connection reads
     /// it when its queue closes.
     pub(crate) evicted: Arc<Eviction>,
@@ -50,6 +55,8 @@ impl Member {
             wire,
             encoding,
             seat: Seat::Empty,
+            claim: 0,
+            claim_seen: true,
             evicted,
             last_standing: AtomicU64::new(u64::MAX),
         }
@@ -185,10 +192,11 @@ impl Room {
             .map(|(index, _)| index)
     }
 
-    /// Seats a member. A player's session is live on one connection at a
-    /// time: any other member of this room seated as the same player is
+    /// Seats a member, with the claim it resumed its seat with (see
+    /// [`Room::claim_seen`]). A player's session is live on one connection
+    /// at a time: any other member of this room seated as the same player is
     /// evicted (the newer connection wins).
-    pub(crate) fn set_seat(&self, id: ConnId, seat: Seat) {
+    pub(crate) fn set_seat(&self, id: ConnId, seat: Seat, claim: Option<u64>) {
         let mut members = self.write();
         if let Seat::Player(player) = seat {
             let older: Vec<ConnId> = members
@@ -205,6 +213,34 @@ impl Room {
         }
         if let Some(m) = members.get_mut(&id) {
             m.seat = seat;
+            m.claim = claim.unwrap_or(0);
+            m.claim_seen = claim.is_none();
+        }
+    }
+
+    /// A claim on `player`'s seat came back on the quiz's channel. Claims
+    /// come back in one order on every node, so a member whose own claim
+    /// came back before this one (or that took its seat without one) is the
+    /// older connection: it is evicted. A member whose claim is still on its
+    /// way is the newer one and stays.
+    pub(crate) fn claim_seen(&self, player: PlayerId, claim: u64) {
+        let mut members = self.write();
+        let mut older = Vec::new();
+        for (id, m) in members.iter_mut() {
+            if m.seat != Seat::Player(player) {
+                continue;
+            }
+            if m.claim == claim {
+                m.claim_seen = true;
+            } else if m.claim_seen {
+                older.push(*id);
+            }
+        }
+        for id in older {
+            if let Some(m) = members.remove(&id) {
+                tracing::debug!(%player, "session taken over on another node");
+                m.evicted.set(Evicted::Replaced);
+            }
         }
     }
 
@@ -509,6 +545,12 @@ impl EventSink for Registry {
         batch.push(event);
     }
 
+    fn seat_claimed(&self, quiz: &JoinCode, player: PlayerId, claim: u64) {
+        if let Some(room) = self.get(quiz) {
+            room.claim_seen(player, claim);
+        }
+    }
+
     fn flush(&self) {
         let rooms = std::mem::take(&mut *lock(&self.held));
         for room in rooms {
@@ -736,11 +778,61 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_seat_claim_closes_the_connections_whose_claims_came_before_it() {
+        let (registry, bp, code) = world().await;
+        let (tx1, _rx1) = mpsc::channel(8);
+        let (tx2, _rx2) = mpsc::channel(8);
+        let (joined, resumed) = (Arc::<Eviction>::default(), Arc::<Eviction>::default());
+        let room = attach(
+            &registry,
+            &bp,
+            &code,
+            1,
+            tx1,
+            Encoding::Json,
+            joined.clone(),
+        )
+        .await;
+        attach(
+            &registry,
+            &bp,
+            &code,
+            2,
+            tx2,
+            Encoding::Json,
+            resumed.clone(),
+        )
+        .await;
+        // Player 5 joined here; player 6 resumed here with claim 40, which is
+        // still on its way round the channel.
+        room.set_seat(1, Seat::Player(5), None);
+        room.set_seat(2, Seat::Player(6), Some(40));
+        // A claim from another node that was sent before ours: ours is newer.
+        registry.seat_claimed(&code, 6, 41);
+        assert_eq!(
+            resumed.get(),
+            None,
+            "our claim is still to come: we are newer"
+        );
+        registry.seat_claimed(&code, 6, 40);
+        registry.seat_claimed(&code, 6, 42);
+        assert_eq!(resumed.get(), Some(Evicted::Replaced), "a claim after ours");
+        registry.seat_claimed(&code, 7, 43);
+        assert_eq!(joined.get(), None, "another player's claim");
+        registry.seat_claimed(&code, 5, 44);
+        assert_eq!(
+            joined.get(),
+            Some(Evicted::Replaced),
+            "a join has no claim: any is newer"
+        );
+    }
+
+    #[tokio::test]
     async fn standings_go_only_to_players_whose_standing_changed() {
         let (registry, bp, code) = world().await;
         let (tx, mut rx) = mpsc::channel(8);
         let room = attach(&registry, &bp, &code, 1, tx, Encoding::Json, Arc::default()).await;
-        room.set_seat(1, Seat::Player(2));
+        room.set_seat(1, Seat::Player(2), None);
         room.send_standings(&[(1, 50), (2, 50), (3, 10)], false);
         assert_eq!(
             next_direct(&mut rx),

@@ -630,6 +630,20 @@ impl Backplane for RedisBackplane {
         }
     }
 
+    async fn claim_seat(&self, code: &JoinCode, player: PlayerId, claim: u64) -> Result<()> {
+        // On the quiz's own channel, beside its events, so that it reaches
+        // exactly the nodes with members there, in one order for all.
+        let shared = &self.core.shared;
+        let channel = QuizKeys::new(code).channel;
+        let notice = subscriber::claim_notice(player, claim);
+        let sent: std::result::Result<i64, _> = if shared.clustered {
+            shared.client.spublish(channel, notice).await
+        } else {
+            shared.client.publish(channel, notice).await
+        };
+        sent.map(|_| ()).map_err(unavailable)
+    }
+
     async fn subscribe(&self, code: &JoinCode) -> Result<()> {
         subscriber::subscribe(&self.core.shared, code).await
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use fred::prelude::*;
 use fred::types::Message;
-use quizgate_domain::{JoinCode, Sequenced};
+use quizgate_domain::{JoinCode, PlayerId, Sequenced};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -171,6 +171,19 @@ pub(crate) async fn unsubscribe(shared: &Shared, code: &JoinCode) -> Result<()> 
     done.map_err(unavailable)
 }
 
+/// A seat claim on a quiz's channel: `claim:PLAYER:CLAIM`. Events are JSON
+/// objects, so the two never look alike.
+const CLAIM_PREFIX: &[u8] = b"claim:";
+
+pub(crate) fn claim_notice(player: PlayerId, claim: u64) -> String {
+    format!("claim:{player}:{claim}")
+}
+
+fn parse_claim(notice: &[u8]) -> Option<(PlayerId, u64)> {
+    let (player, claim) = std::str::from_utf8(notice).ok()?.split_once(':')?;
+    Some((player.parse().ok()?, claim.parse().ok()?))
+}
+
 fn on_message(
     shared: &Arc<Shared>,
     msg: Message,
@@ -180,14 +193,25 @@ fn on_message(
     let Some(code) = QuizKeys::code_of_channel(&msg.channel) else {
         return;
     };
-    let event = match &msg.value {
-        Value::String(s) => parse_event(s.as_bytes()),
-        Value::Bytes(b) => parse_event(b.as_ref()),
+    let payload: &[u8] = match &msg.value {
+        Value::String(s) => s.as_bytes(),
+        Value::Bytes(b) => b.as_ref(),
         other => {
             tracing::warn!(quiz = %code, value = ?other, "unexpected pub/sub payload");
             return;
         }
     };
+    if let Some(notice) = payload.strip_prefix(CLAIM_PREFIX) {
+        match parse_claim(notice) {
+            Some((player, claim)) if shared.streams().contains_key(&code) => {
+                shared.sink.seat_claimed(&code, player, claim);
+            }
+            Some(_) => {}
+            None => tracing::warn!(quiz = %code, "undecodable seat claim"),
+        }
+        return;
+    }
+    let event = parse_event(payload);
     match event {
         Ok(event) => receive(shared, code, event, fills, outlet),
         Err(e) => tracing::warn!(quiz = %code, error = %e, "undecodable event"),

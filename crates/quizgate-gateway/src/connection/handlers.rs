@@ -144,7 +144,7 @@ impl Connection {
             .await
         {
             Ok(JoinResult::Joined(session)) => {
-                self.sit(&room, Seat::Player(session.player_id));
+                self.sit(&room, Seat::Player(session.player_id), None);
                 room.mark_dirty();
                 {
                     let session = *session;
@@ -218,7 +218,18 @@ impl Connection {
             .await
         {
             Ok(ResumeResult::Resumed { session, missed }) => {
-                self.sit(&room, Seat::Player(session.player_id));
+                // Other nodes close their connections for this session; the
+                // room here closes its own as this one sits.
+                let claim = rand::random::<u64>() | 1;
+                self.sit(&room, Seat::Player(session.player_id), Some(claim));
+                let claimed = self
+                    .node
+                    .backplane
+                    .claim_seat(&token.code, session.player_id, claim);
+                if let Err(e) = claimed.await {
+                    tracing::warn!(quiz = %token.code, player = session.player_id, error = %e,
+                        "could not tell other nodes of a resumed session");
+                }
                 let mut welcome = Self::welcome(&room, Role::Player, session.snapshot, rid);
                 welcome.player_id = Some(session.player_id);
                 welcome.resumed = Some(missed.is_some());
@@ -285,7 +296,7 @@ impl Connection {
             .await
         {
             Ok(Some(hosted)) => {
-                self.sit(&room, Seat::Host);
+                self.sit(&room, Seat::Host, None);
                 let mut welcome = Self::welcome(&room, Role::Host, hosted.snapshot, rid);
                 welcome.resumed = last_seq.map(|_| hosted.missed.is_some());
                 self.send_welcome_and_missed(&room, welcome, hosted.missed, last_seq.unwrap_or(0))

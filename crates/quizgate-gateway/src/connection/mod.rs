@@ -268,8 +268,8 @@ impl Connection {
     }
 
     /// Takes a seat in the room, for this connection and its member alike.
-    fn sit(&mut self, room: &Room, seat: Seat) {
-        room.set_seat(self.id, seat);
+    fn sit(&mut self, room: &Room, seat: Seat, claim: Option<u64>) {
+        room.set_seat(self.id, seat, claim);
         let players = &self.node.metrics.players;
         match (self.state, seat) {
             (Seat::Player(_), Seat::Player(_)) => {}

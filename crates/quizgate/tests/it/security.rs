@@ -772,36 +772,46 @@ fn v2(client: &[u8; 4]) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn a_session_is_live_on_one_connection_the_newest() -> Result<()> {
-    let node = node(&[]).await?;
-    let addr = node.ws_addr;
-    let (code, host_token) = create_quiz(addr, &sample_quiz(2, 60_000)).await?;
-    let (mut host, _) = host(addr, &code, &host_token).await?;
-    let (mut first, welcome) = player(addr, Encoding::Json, &code, "ann").await?;
+async fn a_session_is_live_on_one_connection_the_newest_on_any_node() -> Result<()> {
+    let redis = quizgate_testkit::RedisServer::start_ephemeral().await?;
+    let a = redis_node(&redis.url(), &[]).await?;
+    let b = redis_node(&redis.url(), &[]).await?;
+    let (code, host_token) = create_quiz(a.ws_addr, &sample_quiz(2, 60_000)).await?;
+    let (mut host, _) = host(a.ws_addr, &code, &host_token).await?;
+    let (mut first, welcome) = player(a.ws_addr, Encoding::Json, &code, "ann").await?;
     let token = welcome.token.context("token")?;
-    let (mut second, _) = resume(addr, Encoding::MsgPack, &token, 0).await?;
+    // On another node: the older connection there is closed.
+    let (mut second, _) = resume(b.ws_addr, Encoding::MsgPack, &token, 0).await?;
     assert_eq!(
         first.closed().await?,
         4409,
-        "the older connection is closed"
+        "the older connection, on the other node, is closed"
     );
-    // The newer one plays on; a third takes over from it in turn.
+    // The newer one plays on; a third on its node takes over in turn, and a
+    // fourth back on the first node from that.
     host.send(json!({"t": "start"})).await?;
     second
         .recv_until("the question", |f| {
             matches!(f, ServerFrame::Question { .. })
         })
         .await?;
-    let (mut third, _) = resume(addr, Encoding::Json, &token, 0).await?;
-    assert_eq!(second.closed().await?, 4409);
-    third.send(json!({"t": "ping"})).await?;
-    assert!(matches!(reply(&mut third).await?, ServerFrame::Pong { .. }));
-    assert!(
-        quizgate_testkit::http_request(node.admin_addr, "GET", "/metrics", b"")
-            .await?
-            .1
-            .contains("quizgate_closes_total{code=\"4409\"} 2")
-    );
+    let (mut third, _) = resume(b.ws_addr, Encoding::Json, &token, 0).await?;
+    assert_eq!(second.closed().await?, 4409, "on the same node");
+    let (mut fourth, _) = resume(a.ws_addr, Encoding::Json, &token, 0).await?;
+    assert_eq!(third.closed().await?, 4409, "across nodes again");
+    fourth.send(json!({"t": "ping"})).await?;
+    assert!(matches!(
+        reply(&mut fourth).await?,
+        ServerFrame::Pong { .. }
+    ));
+    let closes = |node: &NodeProcess| {
+        let admin = node.admin_addr;
+        async move {
+            let metrics = quizgate_testkit::http_request(admin, "GET", "/metrics", b"").await?;
+            Ok::<_, anyhow::Error>(sample(&metrics.1, "quizgate_closes_total{code=\"4409\"}"))
+        }
+    };
+    assert_eq!((closes(&a).await?, closes(&b).await?), (1.0, 2.0));
     Ok(())
 }
 
