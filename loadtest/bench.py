@@ -30,6 +30,8 @@ FLOOR = os.path.join(ROOT, "target/release/quizgate-floor")
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 QUICK = os.environ.get("BENCH_QUICK") == "1"  # smaller sizes, for trying the script
+# Settings every node started from now on gets (the tracing step sets them).
+NODE_EXTRA = {}
 
 
 def free_port():
@@ -83,6 +85,7 @@ class Cluster:
                    QUIZGATE_MAX_CONNECTIONS_PER_ADDRESS="1000000", QUIZGATE_JOINS_PER_ADDRESS="1000000")
         # BENCH_NODE_ENV="A=1 B=2": extra settings for the nodes only (e.g. TOKIO_WORKER_THREADS), to compare.
         env.update(kv.split("=", 1) for kv in os.environ.get("BENCH_NODE_ENV", "").split())
+        env.update(NODE_EXTRA)
         p = subprocess.Popen([NODE], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(200):
             try:
@@ -410,6 +413,53 @@ def storm(report, n_players):
         c.stop()
 
 
+# Tracing off, and on at 100 % and 1 % sampling into an OTLP sink on this
+# machine (loadtest/otlp_sink.py), alternating, BENCH_TRACE_ROUNDS times.
+TRACE_MODES = (("off", None), ("100 %", "1"), ("1 %", "0.01"))
+
+
+def tracing_cost(report):
+    rounds = int(os.environ.get("BENCH_TRACE_ROUNDS", 1 if QUICK else 3))
+    n_fan, n_ans = (3000, 4000) if QUICK else (10000, 10000)
+    runs = {label: [] for label, _ in TRACE_MODES}
+    for _ in range(rounds):
+        for label, ratio in TRACE_MODES:
+            sink, run = None, {}
+            if ratio:
+                port = free_port()
+                sink = subprocess.Popen([sys.executable, os.path.join(ROOT, "loadtest", "otlp_sink.py"), str(port)],
+                                        stdout=subprocess.PIPE, text=True)
+                for _ in range(100):
+                    try:
+                        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                        break
+                    except OSError:
+                        time.sleep(0.05)
+                NODE_EXTRA.update(QUIZGATE_OTLP_ENDPOINT=f"http://127.0.0.1:{port}/v1/traces",
+                                  QUIZGATE_TRACE_SAMPLE_RATIO=ratio)
+            try:
+                f = quizgate_fanout(n_fan, 375, 16)
+                a = {}
+                answers(a, n_ans, "a")
+                a = a["a"]
+                run = {"fan_us": f["node_cpu"] / max(f["deliveries"], 1) * 1e6,
+                       "fan_p99": f["delivery_ms"]["p99"] if f.get("delivery_ms") else None,
+                       "fan_gaps": f["gaps"],
+                       "ans_us": a["node_cpu"] / max(a["accepted"], 1) * 1e6,
+                       "ans_p99": a["ack_ms"]["p99"] if a.get("ack_ms") else None,
+                       "ans_errors": a["errors"]}
+            finally:
+                NODE_EXTRA.clear()
+                if sink:
+                    run["sink_cpu"] = cpu(sink.pid)
+                    sink.terminate()
+                    out, _ = sink.communicate(timeout=10)
+                    run.update(json.loads(out or "{}"))
+            runs[label].append(run)
+            print(f"bench: tracing {label}: {run}", flush=True)
+    report["tracing"] = {"players_fanout": n_fan, "players_answers": n_ans, "runs": runs}
+
+
 def saturation(report):
     rows = []
     n = 3000 if QUICK else 10000
@@ -538,6 +588,28 @@ def peers_section(cases, meta):
     return L
 
 
+def tracing_section(tr):
+    med = lambda xs: sorted(xs)[len(xs) // 2] if xs else None
+    fmt = lambda xs, f="{:.2f}": ", ".join(f.format(x) for x in xs)
+    L = ["## 6. What tracing costs\n",
+         f"Fan-out: {tr['players_fanout']:,} players over 3 nodes, 16 questions (as in section 2). Answers:",
+         f"{tr['players_answers']:,} players over 3 nodes, 6 questions (as in section 3). Each mode on fresh nodes and Redis,",
+         "the modes alternating; traces go to `loadtest/otlp_sink.py` (OTLP/HTTP, counts and drops) on the same machine,",
+         "whose CPU is not in the node figures.\n",
+         "| tracing | node µs per delivery (median; runs) | fan-out p99 ms (runs) | node µs per answer (median; runs) | answer ack p99 ms (runs) | exported (requests, MB) per run |",
+         "|---|---|---|---|---|---|"]
+    for label, runs in tr["runs"].items():
+        fan = [r["fan_us"] for r in runs if "fan_us" in r]
+        ans = [r["ans_us"] for r in runs if "ans_us" in r]
+        fp = [str(r.get("fan_p99")) for r in runs if "fan_us" in r]
+        ap = [str(r.get("ans_p99")) for r in runs if "ans_us" in r]
+        sent = ", ".join(f"{r['requests']:,}, {r['bytes'] / 1e6:.1f}" for r in runs if "requests" in r) or "—"
+        L.append(f"| {label} | {med(fan):.2f} ({fmt(fan)}) | {', '.join(fp)} | {med(ans):.1f} ({fmt(ans, '{:.1f}')}) | {', '.join(ap)} | {sent} |"
+                 if fan and ans else f"| {label} | failed | | | | |")
+    L.append("")
+    return L
+
+
 def write(report, path):
     kib = lambda b: f"{b / 1024:.1f} KiB"
     L = []
@@ -650,6 +722,9 @@ def write(report, path):
                     per_m = max(x["deliveries"], 1) / 1e6
                     L.append(f"| {x['events_per_s']:.0f} | {who} | {x['rate']:,.0f} | {x['p50']} / {x['p99']} | {x['gaps']} | {x['node_cpu'] / per_m:.1f} | {x['gen_cpu'] / per_m:.1f} |")
         L.append("")
+    tr = report.get("tracing")
+    if tr:
+        L.extend(tracing_section(tr))
     peers = os.environ.get("BENCH_PEERS")
     peer_cases, peer_meta = load_peers(peers.split(",")) if peers else ({}, {})
     if peer_cases:
@@ -820,6 +895,7 @@ def main():
         ("answer rates", answer_rates),
         ("reconnect storm", lambda r: storm(r, 3000 if QUICK else 15000)),
         ("saturation", saturation),
+        ("tracing", tracing_cost),
     ]
     only = os.environ.get("BENCH_ONLY")
     skip = [x for x in os.environ.get("BENCH_SKIP", "").split(",") if x]

@@ -32,6 +32,24 @@ pub use token::SessionToken;
 
 pub type Result<T, E = BackplaneError> = std::result::Result<T, E>;
 
+tokio::task_local! {
+    /// The W3C `traceparent` of the traced work a backplane call is part of.
+    static TRACE: Option<String>;
+}
+
+/// Runs a backplane call as part of the trace `traceparent` names: the
+/// events the call causes carry it ([`quizgate_domain::Sequenced::trace`]),
+/// so that every node fanning them out joins the trace. This crate knows
+/// traces only as that string.
+pub async fn traced<F: std::future::Future>(traceparent: Option<String>, call: F) -> F::Output {
+    TRACE.scope(traceparent, call).await
+}
+
+/// The trace of the call being made, if any.
+pub(crate) fn current_trace() -> Option<String> {
+    TRACE.try_with(Clone::clone).ok().flatten()
+}
+
 /// Receives every event of the quizzes a node subscribed to.
 ///
 /// The delivery contract, the same for every backplane: each event of a

@@ -149,7 +149,9 @@ impl MemoryBackplane {
             guard.last_activity = now;
         }
         if !out.is_empty() {
-            for event in out {
+            let trace = crate::current_trace();
+            for mut event in out {
+                event.trace.clone_from(&trace);
                 if guard.log.len() >= self.config.log_capacity.max(1) {
                     guard.log.pop_front();
                 }

@@ -61,4 +61,9 @@ pub struct Sequenced {
     /// When the event was published, by the clock that decides.
     pub ts_ms: Millis,
     pub event: Event,
+    /// The W3C `traceparent` of the traced work that caused the event: the
+    /// nodes that fan it out join that trace. Kept in the log and the
+    /// published message, never sent to clients.
+    #[serde(default, rename = "tp", skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }

@@ -572,6 +572,7 @@ impl Quiz {
             seq: self.seq,
             ts_ms: now,
             event,
+            trace: None,
         });
     }
 }

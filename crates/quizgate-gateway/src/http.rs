@@ -22,6 +22,7 @@ use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::guard::{AddressKey, Admitted, Unauthorized};
 use crate::node::Node;
@@ -191,7 +192,22 @@ async fn public(node: Arc<Node>, key: AddressKey, req: Request<Incoming>) -> Rep
         );
     }
     match (req.method(), req.uri().path()) {
-        (&Method::POST, "/v1/quizzes") => create_quiz(&node, key, req).await,
+        (&Method::POST, "/v1/quizzes") => {
+            let span = if quizgate_telemetry::tracing_on() {
+                tracing::info_span!(
+                    "command",
+                    otel.name = "create",
+                    quiz = tracing::field::Empty,
+                    trace_id = tracing::field::Empty,
+                )
+            } else {
+                tracing::Span::none()
+            };
+            if let Some(id) = span.in_scope(quizgate_telemetry::current_trace_id) {
+                span.record("trace_id", id.as_str());
+            }
+            create_quiz(&node, key, req).instrument(span).await
+        }
         (_, "/v1/quizzes") => not_allowed("POST"),
         (_, "/ws") => error(
             StatusCode::BAD_REQUEST,
@@ -330,6 +346,7 @@ async fn create_quiz(node: &Node, address: AddressKey, req: Request<Incoming>) -
             error(StatusCode::FORBIDDEN, "quota_exceeded", &message)
         }
         Ok(Creation::Created(created)) => {
+            tracing::Span::current().record("quiz", created.code.as_str());
             tracing::info!(quiz = %created.code, key, "quiz created");
             let host_token = node.sessions.sign(
                 TokenRole::Host,

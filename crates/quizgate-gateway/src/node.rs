@@ -2,6 +2,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 use quizgate_backplane::{Backplane, BackplaneError};
 use quizgate_protocol::ErrorCode;
@@ -182,7 +183,7 @@ impl Node {
             .admission_wait_seconds
             .observe(waited.elapsed().as_secs_f64());
         let started = std::time::Instant::now();
-        let result = call.await;
+        let result = traced(kind, call).await;
         self.metrics
             .backplane_call_seconds
             .with_label_values(&[kind])
@@ -219,4 +220,18 @@ impl Node {
             }
         }
     }
+}
+
+/// Runs a backplane call; when traced, in a span of its own (a child of the
+/// command's), whose context the events the call causes carry to every node
+/// that fans them out.
+pub(crate) async fn traced<T>(kind: &'static str, call: impl Future<Output = T>) -> T {
+    if !quizgate_telemetry::tracing_on() {
+        return call.await;
+    }
+    let span = tracing::info_span!("backplane", otel.name = %format_args!("backplane {kind}"), call = kind);
+    let traceparent = span.in_scope(quizgate_telemetry::current_traceparent);
+    quizgate_backplane::traced(traceparent, call)
+        .instrument(span)
+        .await
 }

@@ -563,12 +563,40 @@ impl EventSink for Registry {
     }
 }
 
+/// The span of one fan-out of traced events (none when no event is traced,
+/// which is every event when tracing is off): a child of the span that
+/// published the first of them, on whichever node, linked to each.
+fn fan_out_span(room: &Room, events: &[Arc<Sequenced>]) -> tracing::Span {
+    let mut traces = events.iter().filter_map(|e| e.trace.as_deref());
+    let Some(parent) = traces.next() else {
+        return tracing::Span::none();
+    };
+    let span = tracing::info_span!(
+        "fan_out",
+        quiz = %room.code,
+        events = events.len(),
+        first_seq = events.first().map_or(0, |e| e.seq),
+        members = tracing::field::Empty,
+        written = tracing::field::Empty,
+        queued_or_slow = tracing::field::Empty,
+        encode_us = tracing::field::Empty,
+        write_us = tracing::field::Empty,
+    );
+    quizgate_telemetry::set_remote_parent(&span, parent);
+    quizgate_telemetry::add_remote_link(&span, parent);
+    for other in traces {
+        quizgate_telemetry::add_remote_link(&span, other);
+    }
+    span
+}
+
 impl Registry {
     /// Sends a room's events, in order, to every member: all of them in one
     /// write, straight into its socket when it can take them now (see
     /// [`Wire::offer_events`]), else through its queue.
     fn fan_out(&self, room: &Room, events: &[Arc<Sequenced>]) {
         let started = Instant::now();
+        let span = fan_out_span(room, events);
         let shared: Vec<Arc<SharedEvent>> = events
             .iter()
             .map(|event| {
@@ -584,6 +612,7 @@ impl Registry {
             return;
         };
         let (first, last) = (first.seq, last.seq);
+        let encoded = started.elapsed();
         // The events' frames back to back, built once per encoding on first use.
         let mut frames: [Option<bytes::Bytes>; 2] = [None, None];
         let mut slow = Vec::new();
@@ -612,6 +641,16 @@ impl Registry {
             }
         }
         self.metrics.frames_out.inc_by(direct);
+        if !span.is_disabled() {
+            span.record("members", room.read().len() as u64);
+            span.record("written", direct / shared.len() as u64);
+            span.record(
+                "queued_or_slow",
+                (room.read().len() as u64).saturating_sub(direct / shared.len() as u64),
+            );
+            span.record("encode_us", encoded.as_micros() as u64);
+            span.record("write_us", (started.elapsed() - encoded).as_micros() as u64);
+        }
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);

@@ -1,6 +1,8 @@
 use std::str::FromStr;
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::traces::{TraceConfig, Traces};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -22,21 +24,45 @@ impl FromStr for LogFormat {
     }
 }
 
-/// Installs the global subscriber. `filter` uses `RUST_LOG` syntax
-/// (`info,quizgate_gateway=debug`). Logs go to stderr.
-pub fn init_logging(format: LogFormat, filter: &str) -> Result<(), String> {
+/// Installs the global subscriber: logs to stderr, and spans to an OTLP
+/// collector when `traces` says where (call from within the tokio runtime
+/// then). `filter` uses `RUST_LOG` syntax (`info,quizgate_gateway=debug`)
+/// and applies to both. JSON lines carry the fields of the span they were
+/// logged in (quiz, player, trace id).
+pub fn init_logging(
+    format: LogFormat,
+    filter: &str,
+    traces: Option<&TraceConfig>,
+) -> Result<Option<Traces>, String> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter =
         EnvFilter::try_new(filter).map_err(|e| format!("invalid log filter {filter:?}: {e}"))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let result = match format {
-        LogFormat::Json => builder
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match format {
+        LogFormat::Json => fmt
             .json()
             .flatten_event(true)
-            .with_current_span(false)
-            .try_init(),
-        LogFormat::Text => builder.try_init(),
+            .with_current_span(true)
+            .with_span_list(false)
+            .boxed(),
+        LogFormat::Text => fmt.boxed(),
     };
-    result.map_err(|e| e.to_string())
+    let (traces, otel) = match traces {
+        Some(config) => {
+            let (traces, tracer) = Traces::start(config)?;
+            (
+                Some(traces),
+                Some(tracing_opentelemetry::layer().with_tracer(tracer)),
+            )
+        }
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .try_init()
+        .map_err(|e| e.to_string())?;
+    Ok(traces)
 }

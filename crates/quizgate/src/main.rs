@@ -14,7 +14,7 @@ use quizgate_gateway::{
     AddressLimits, ApiKey, BackplaneConfig, Config, CreateAccess, Credentials, JwtKey,
     MIN_SECRET_BYTES, Quota, Server, SessionKey, SessionKeys, TlsFiles,
 };
-use quizgate_telemetry::LogFormat;
+use quizgate_telemetry::{LogFormat, TraceConfig};
 use tokio_util::sync::CancellationToken;
 
 const EX_USAGE: u8 = 64;
@@ -48,6 +48,18 @@ struct Cli {
     /// Log format: json or text.
     #[arg(long, env = "QUIZGATE_LOG_FORMAT", default_value = "json")]
     log_format: LogFormat,
+    /// Export traces over OTLP/HTTP (protobuf) to this URL, e.g.
+    /// http://collector:4318/v1/traces. Unset: no traces.
+    #[arg(long, env = "QUIZGATE_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
+    /// The share of client commands traced (0 to 1); the events a traced
+    /// command causes are traced on every node that fans them out.
+    #[arg(long, env = "QUIZGATE_TRACE_SAMPLE_RATIO", default_value_t = 0.01, value_parser = ratio)]
+    trace_sample_ratio: f64,
+    /// This node's name in traces (`service.instance.id`). Default: the
+    /// host name and the process id.
+    #[arg(long, env = "QUIZGATE_NODE_ID")]
+    node_id: Option<String>,
     /// Least time between two coalesced leaderboards of a quiz.
     #[arg(long, env = "QUIZGATE_LEADERBOARD_INTERVAL", default_value = "250ms", value_parser = duration)]
     leaderboard_interval: Duration,
@@ -498,6 +510,11 @@ fn main() -> ExitCode {
         None => {}
     }
     let (log, log_format) = (cli.log.clone(), cli.log_format);
+    let traces = cli.otlp_endpoint.clone().map(|endpoint| TraceConfig {
+        endpoint,
+        sample_ratio: cli.trace_sample_ratio,
+        instance: cli.node_id.clone().unwrap_or_else(default_node_id),
+    });
     let config = match cli.into_config() {
         Ok(config) => config,
         Err(message) => {
@@ -505,10 +522,6 @@ fn main() -> ExitCode {
             return ExitCode::from(EX_USAGE);
         }
     };
-    if let Err(message) = quizgate_telemetry::init_logging(log_format, &log) {
-        eprintln!("quizgate: invalid QUIZGATE_LOG: {message}");
-        return ExitCode::from(EX_USAGE);
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -519,7 +532,44 @@ fn main() -> ExitCode {
             return ExitCode::from(EX_UNAVAILABLE);
         }
     };
-    runtime.block_on(serve(config))
+    // The trace exporter runs on the runtime's tasks.
+    let exporter = {
+        let _runtime = runtime.enter();
+        match quizgate_telemetry::init_logging(log_format, &log, traces.as_ref()) {
+            Ok(exporter) => exporter,
+            Err(message) => {
+                eprintln!("quizgate: invalid QUIZGATE_LOG or QUIZGATE_OTLP_ENDPOINT: {message}");
+                return ExitCode::from(EX_USAGE);
+            }
+        }
+    };
+    if let Some(t) = &traces {
+        tracing::info!(endpoint = %t.endpoint, ratio = t.sample_ratio, node_id = %t.instance, "exporting traces");
+    }
+    let code = runtime.block_on(serve(config));
+    if let Some(exporter) = exporter {
+        exporter.shutdown();
+    }
+    code
+}
+
+/// The host name (a pod's name on Kubernetes) and the process id.
+fn default_node_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "quizgate".into());
+    format!("{host}/{}", std::process::id())
+}
+
+/// A share from 0 to 1.
+fn ratio(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("{raw:?} is not a ratio from 0 to 1")),
+    }
 }
 
 /// `quizgate probe`: GET /healthz (or /readyz) on the admin port, 2 s at most.

@@ -1,5 +1,6 @@
 -- Group commit: a batch of answers to one quiz, in one atomic step.
--- arg 1: n, then n triples: player id, question index, choice.
+-- arg 1: n, then n quadruples: player id, question index, choice, and the
+-- answer's traceparent ('' = not traced), which the events it causes carry.
 -- Reply: {'gone'} if the quiz does not exist, else two items per answer, in
 -- order: a tag ('accepted' | 'duplicate' | 'wrong_phase' | 'late' |
 -- 'invalid_choice' | 'not_found') and the answer record ('' when none).
@@ -52,7 +53,8 @@ end
 
 local out = {}
 for i = 0, tonumber(arg(1)) - 1 do
-  local tag, rec = judge(arg(2 + 3 * i), tonumber(arg(3 + 3 * i)), tonumber(arg(4 + 3 * i)))
+  TRACE = arg(5 + 4 * i)
+  local tag, rec = judge(arg(2 + 4 * i), tonumber(arg(3 + 4 * i)), tonumber(arg(4 + 4 * i)))
   out[#out + 1] = tag
   out[#out + 1] = rec or ''
 end

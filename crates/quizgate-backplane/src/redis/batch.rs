@@ -28,11 +28,14 @@ pub(crate) const MAX_BATCH: usize = 256;
 /// time, so this is reached only with that many local players answering at once.
 pub(crate) const MAX_WAITING: usize = 16_384;
 
-type Answer = (PlayerId, u16, u8);
+/// An answer: player, question index, choice.
+pub(crate) type Answer = (PlayerId, u16, u8);
 type Outcome = Result<Option<AnswerOutcome>>;
 
 struct Waiting {
     answer: Answer,
+    /// The trace the answer is part of: the events it causes carry it.
+    trace: Option<String>,
     reply: oneshot::Sender<Outcome>,
 }
 
@@ -67,6 +70,7 @@ impl Answers {
 /// Queues one answer for the quiz's next batch and waits for its outcome.
 pub(crate) async fn submit(core: &Arc<Core>, code: &JoinCode, answer: Answer) -> Outcome {
     let (reply, outcome) = oneshot::channel();
+    let trace = crate::current_trace();
     let start_flusher = {
         let mut waiting = core.answers.waiting();
         match waiting.entry(code.clone()) {
@@ -76,11 +80,19 @@ pub(crate) async fn submit(core: &Arc<Core>, code: &JoinCode, answer: Answer) ->
                         "{MAX_WAITING} answers already waiting for this quiz"
                     )));
                 }
-                queue.get_mut().push_back(Waiting { answer, reply });
+                queue.get_mut().push_back(Waiting {
+                    answer,
+                    trace,
+                    reply,
+                });
                 false
             }
             Entry::Vacant(slot) => {
-                slot.insert(VecDeque::from([Waiting { answer, reply }]));
+                slot.insert(VecDeque::from([Waiting {
+                    answer,
+                    trace,
+                    reply,
+                }]));
                 true
             }
         }
@@ -103,7 +115,7 @@ pub(crate) async fn submit(core: &Arc<Core>, code: &JoinCode, answer: Answer) ->
 /// Runs the quiz's batches one after the other until none waits.
 async fn flush(core: &Core, code: &JoinCode) {
     while let Some(batch) = core.answers.next_batch(code) {
-        let answers: Vec<Answer> = batch.iter().map(|w| w.answer).collect();
+        let answers: Vec<_> = batch.iter().map(|w| (w.answer, w.trace.clone())).collect();
         match core.answer_batch(code, &answers).await {
             Ok(Some(outcomes)) => {
                 for (w, outcome) in batch.into_iter().zip(outcomes) {

@@ -159,7 +159,8 @@ impl RedisBackplane {
         code: &JoinCode,
         answers: &[(PlayerId, u16, u8)],
     ) -> Result<Option<Vec<Option<AnswerOutcome>>>> {
-        self.core.answer_batch(code, answers).await
+        let untraced: Vec<_> = answers.iter().map(|&a| (a, None)).collect();
+        self.core.answer_batch(code, &untraced).await
     }
 }
 
@@ -259,17 +260,19 @@ impl Core {
         }
     }
 
+    /// Each answer with the trace it is part of, if traced.
     async fn answer_batch(
         &self,
         code: &JoinCode,
-        answers: &[(PlayerId, u16, u8)],
+        answers: &[(batch::Answer, Option<String>)],
     ) -> Result<Option<Vec<Option<AnswerOutcome>>>> {
-        let mut args: Vec<Value> = Vec::with_capacity(1 + 3 * answers.len());
+        let mut args: Vec<Value> = Vec::with_capacity(1 + 4 * answers.len());
         args.push((answers.len() as i64).into());
-        for &(player, question, choice) in answers {
-            args.push(i64::from(player).into());
-            args.push(i64::from(question).into());
-            args.push(i64::from(choice).into());
+        for ((player, question, choice), trace) in answers {
+            args.push(i64::from(*player).into());
+            args.push(i64::from(*question).into());
+            args.push(i64::from(*choice).into());
+            args.push(trace.clone().unwrap_or_default().into());
         }
         let raw = self.eval(&self.scripts.answers, code, args).await?;
         Reply::new("answers", raw)?.answers(answers.len())
@@ -308,6 +311,7 @@ impl Core {
             i64::from(self.config.max_players).into(),
             (LEADERBOARD_SIZE as i64).into(),
             (LEADERBOARD_DELIVERY_BUDGET as i64).into(),
+            crate::current_trace().unwrap_or_default().into(),
         ];
         all.extend(args);
         script

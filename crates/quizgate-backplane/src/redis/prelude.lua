@@ -8,14 +8,17 @@
 -- ARGV (common, see RedisBackplane::eval): 1 channel  2 publish command (PUBLISH
 --   or SPUBLISH)  3 log max length  4 idle ttl ms  5 ended ttl ms  6 leaderboard
 --   interval ms  7 the time in ms ('' = Redis TIME; set only by tests)  8 max
---   players  9 leaderboard size  10 leaderboard delivery budget per second.
---   A script's own arguments follow: arg(1) is ARGV[11].
+--   players  9 leaderboard size  10 leaderboard delivery budget per second
+--   11 the W3C traceparent of the traced call ('' = not traced): its events
+--   carry it, as "tp". A script's own arguments follow: arg(1) is ARGV[12].
 local META, DEF, NICKS, PLAYERS, SECRETS, SCORES, ANSWERS, DIST, LOG =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local CHANNEL, PUBCMD = ARGV[1], ARGV[2]
 local LOGMAX, IDLE_TTL, ENDED_TTL, LB_INTERVAL = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local FIXED_NOW, MAX_PLAYERS, TOP_SIZE, LB_BUDGET = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
-local function arg(i) return ARGV[10 + i] end
+-- Assignable: a batch of answers sets each answer's own before judging it.
+local TRACE = ARGV[11]
+local function arg(i) return ARGV[11 + i] end
 
 local function int(x) return string.format('%d', x) end
 local function pad(id) return string.format('%08d', tonumber(id)) end
@@ -52,7 +55,9 @@ end
 -- Append to the log and publish, under the quiz's next sequence number.
 local function emit(now, event)
   local seq = redis.call('HINCRBY', META, 'seq', 1)
-  local payload = '{"seq":' .. int(seq) .. ',"ts_ms":' .. int(now) .. ',"event":' .. event .. '}'
+  local tp = ''
+  if TRACE ~= '' then tp = ',"tp":' .. cjson.encode(TRACE) end
+  local payload = '{"seq":' .. int(seq) .. ',"ts_ms":' .. int(now) .. ',"event":' .. event .. tp .. '}'
   redis.call('XADD', LOG, 'MAXLEN', LOGMAX, int(seq) .. '-1', 'e', payload)
   redis.call(PUBCMD, CHANNEL, payload)
   return seq

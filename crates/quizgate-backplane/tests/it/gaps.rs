@@ -24,6 +24,7 @@ fn leaderboard(seq: u64) -> Result<String> {
         seq,
         ts_ms: 1,
         event: lost_event(),
+        trace: None,
     })?)
 }
 

@@ -17,6 +17,8 @@ use super::limits::Over;
 use super::{Connection, Step};
 use crate::close::Why;
 use crate::outbound::framed;
+use tracing::Instrument;
+
 use crate::registry::{Member, Room, Seat};
 use crate::session::{Refused, Role as TokenRole};
 use crate::view::{event_frame, quiz_view};
@@ -77,6 +79,42 @@ impl Connection {
                 )
                 .await;
         }
+        let span = self.command_span(&frame);
+        self.dispatch(frame).instrument(span).await
+    }
+
+    /// The span of one client command, when traced: the quiz and the player
+    /// it concerns and its trace id, on its log lines too.
+    fn command_span(&self, frame: &ClientFrame) -> tracing::Span {
+        if !quizgate_telemetry::tracing_on() || matches!(frame, ClientFrame::Ping { .. }) {
+            return tracing::Span::none();
+        }
+        let span = tracing::info_span!(
+            "command",
+            otel.name = frame.kind(),
+            quiz = tracing::field::Empty,
+            player = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+        );
+        let quiz = match frame {
+            ClientFrame::Join { code, .. } | ClientFrame::Host { code, .. } => {
+                Some(code.trim().to_ascii_uppercase())
+            }
+            _ => self.room.as_ref().map(|r| r.code.to_string()),
+        };
+        if let Some(quiz) = quiz {
+            span.record("quiz", quiz.as_str());
+        }
+        if let Seat::Player(player) = self.state {
+            span.record("player", player);
+        }
+        if let Some(id) = span.in_scope(quizgate_telemetry::current_trace_id) {
+            span.record("trace_id", id.as_str());
+        }
+        span
+    }
+
+    async fn dispatch(&mut self, frame: ClientFrame) -> Step {
         match frame {
             ClientFrame::Join {
                 code,
@@ -389,12 +427,11 @@ impl Connection {
         // (group commit), so a burst costs the backplane little, and a slot
         // held while waiting for the batch would cap the batch at the slot
         // count. The backplane bounds what may wait (`BackplaneError::Busy`).
-        let outcome = match self
+        let call = self
             .node
             .backplane
-            .answer(&room.code, player, question, choice)
-            .await
-        {
+            .answer(&room.code, player, question, choice);
+        let outcome = match crate::node::traced("answer", call).await {
             Ok(Some(outcome)) => outcome,
             Ok(None) => {
                 return self

@@ -11,3 +11,4 @@ mod quiz;
 mod schema;
 mod security;
 mod support;
+mod traces;
