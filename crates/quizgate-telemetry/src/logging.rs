@@ -27,8 +27,10 @@ impl FromStr for LogFormat {
 /// Installs the global subscriber: logs to stderr, and spans to an OTLP
 /// collector when `traces` says where (call from within the tokio runtime
 /// then). `filter` uses `RUST_LOG` syntax (`info,quizgate_gateway=debug`)
-/// and applies to both. JSON lines carry the fields of the span they were
-/// logged in (quiz, player, trace id).
+/// and applies to the logs only: spans are exported at INFO whatever the
+/// log level, so that `QUIZGATE_LOG=warn` does not silence traces. JSON
+/// lines carry the fields of the span they were logged in (quiz, player,
+/// trace id).
 pub fn init_logging(
     format: LogFormat,
     filter: &str,
@@ -51,16 +53,15 @@ pub fn init_logging(
     let (traces, otel) = match traces {
         Some(config) => {
             let (traces, tracer) = Traces::start(config)?;
-            (
-                Some(traces),
-                Some(tracing_opentelemetry::layer().with_tracer(tracer)),
-            )
+            let layer = tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
+            (Some(traces), Some(layer))
         }
         None => (None, None),
     };
     tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
+        .with(fmt.with_filter(filter))
         .with(otel)
         .try_init()
         .map_err(|e| e.to_string())?;
