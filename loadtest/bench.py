@@ -596,14 +596,14 @@ def tracing_section(tr):
          f"{tr['players_answers']:,} players over 3 nodes, 6 questions (as in section 3). Each mode on fresh nodes and Redis,",
          "the modes alternating; traces go to `loadtest/otlp_sink.py` (OTLP/HTTP, counts and drops) on the same machine,",
          "whose CPU is not in the node figures.\n",
-         "| tracing | node µs per delivery (median; runs) | fan-out p99 ms (runs) | node µs per answer (median; runs) | answer ack p99 ms (runs) | exported (requests, MB) per run |",
+         "| tracing | node µs per delivery (median; runs) | fan-out p99 ms (runs) | node µs per answer (median; runs) | answer ack p99 ms (runs) | exported per run |",
          "|---|---|---|---|---|---|"]
     for label, runs in tr["runs"].items():
         fan = [r["fan_us"] for r in runs if "fan_us" in r]
         ans = [r["ans_us"] for r in runs if "ans_us" in r]
         fp = [str(r.get("fan_p99")) for r in runs if "fan_us" in r]
         ap = [str(r.get("ans_p99")) for r in runs if "ans_us" in r]
-        sent = ", ".join(f"{r['requests']:,}, {r['bytes'] / 1e6:.1f}" for r in runs if "requests" in r) or "—"
+        sent = "; ".join(f"{r['requests']:,} req, {r['bytes'] / 1e6:.1f} MB" for r in runs if "requests" in r) or "—"
         L.append(f"| {label} | {med(fan):.2f} ({fmt(fan)}) | {', '.join(fp)} | {med(ans):.1f} ({fmt(ans, '{:.1f}')}) | {', '.join(ap)} | {sent} |"
                  if fan and ans else f"| {label} | failed | | | | |")
     L.append("")
