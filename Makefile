@@ -11,8 +11,9 @@ help: ## list the targets
 run: ## build and start one node, embedded (no Redis): ws://127.0.0.1:8080/ws, admin on :9090
 	$(CARGO) build --release --locked -p quizgate && QUIZGATE_LOG_FORMAT=$${QUIZGATE_LOG_FORMAT:-text} ./target/release/quizgate
 
-test: deps ## run the whole test suite (unit and integration, real processes)
+test: deps ## run the whole test suite (unit and integration, real processes; the JS client and the pages in Chromium)
 	$(CARGO) test --workspace --locked
+	$(CARGO) build --locked -p quizgate && cd web && npm ci --no-audit --no-fund --loglevel=error && npm test
 
 lint: ## rustfmt check and clippy with warnings denied
 	$(CARGO) fmt --all --check && $(CARGO) clippy --workspace --all-targets --locked -- -D warnings

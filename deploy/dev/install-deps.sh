@@ -4,7 +4,8 @@
 set -euo pipefail
 
 # command -> Debian package
-declare -A NEED=([redis-server]=redis-server [redis-cli]=redis-tools [haproxy]=haproxy [curl]=curl [promtool]=prometheus [openssl]=openssl [docker-compose]=docker-compose)
+# node and npm: the JavaScript client's tests; chromium: the pages' tests in a real browser.
+declare -A NEED=([redis-server]=redis-server [redis-cli]=redis-tools [haproxy]=haproxy [curl]=curl [promtool]=prometheus [openssl]=openssl [docker-compose]=docker-compose [node]=nodejs [npm]=npm [chromium]=chromium)
 
 missing=()
 for cmd in "${!NEED[@]}"; do

@@ -9,8 +9,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{
-    AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, ORIGIN,
-    WWW_AUTHENTICATE,
+    AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_SECURITY_POLICY,
+    CONTENT_TYPE, ETAG, HOST, HeaderName, HeaderValue, IF_NONE_MATCH, ORIGIN, REFERRER_POLICY,
+    WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS,
 };
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -51,7 +52,11 @@ pub(crate) async fn serve_public<S>(
     });
     // Moved into the connection's future: released when it ends.
     let _admitted = admitted;
-    serve(stream, svc, header_timeout, stop).await;
+    // One request per connection (`Connection: close`): what tells HTTP from
+    // WebSocket is a connection's first request, and clients that pool
+    // connections (Node's fetch and WebSocket share one pool) would send an
+    // upgrade on a kept-alive HTTP connection.
+    serve(stream, svc, header_timeout, false, stop).await;
 }
 
 /// Answers a connection that may not be served (the node or its address is
@@ -111,7 +116,7 @@ pub(crate) async fn serve_admin(node: Arc<Node>, listener: TcpListener, stop: Ca
                 let node = Arc::clone(&node2);
                 async move { Ok::<_, Infallible>(admin(&node, &req)) }
             });
-            serve(stream, svc, Duration::from_secs(10), stop).await;
+            serve(stream, svc, Duration::from_secs(10), true, stop).await;
         });
     }
     // Each connection shuts down gracefully on `stop`, within 5 s.
@@ -121,8 +126,13 @@ pub(crate) async fn serve_admin(node: Arc<Node>, listener: TcpListener, stop: Ca
 
 /// Serves one HTTP/1.1 connection; a request's headers must arrive within
 /// `header_timeout` (hyper closes the connection otherwise).
-async fn serve<I, S>(stream: I, svc: S, header_timeout: Duration, stop: CancellationToken)
-where
+async fn serve<I, S>(
+    stream: I,
+    svc: S,
+    header_timeout: Duration,
+    keep_alive: bool,
+    stop: CancellationToken,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::Service<Request<Incoming>, Response = Reply, Error = Infallible>,
     S::Future: Send + 'static,
@@ -130,6 +140,7 @@ where
     let conn = http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(header_timeout)
+        .keep_alive(keep_alive)
         .serve_connection(TokioIo::new(stream), svc);
     tokio::pin!(conn);
     tokio::select! {
@@ -190,6 +201,9 @@ async fn public(node: Arc<Node>, key: AddressKey, req: Request<Incoming>) -> Rep
             "host_not_allowed",
             HOST_NOT_ALLOWED,
         );
+    }
+    if let Some(reply) = web(&req) {
+        return reply;
     }
     match (req.method(), req.uri().path()) {
         (&Method::POST, "/v1/quizzes") => {
@@ -364,6 +378,74 @@ async fn create_quiz(node: &Node, address: AddressKey, req: Request<Incoming>) -
             error(StatusCode::SERVICE_UNAVAILABLE, code.as_str(), message)
         }
     }
+}
+
+/// The pages and their assets (`quizgate-web`), and the QR code of a join
+/// URL (`/qr.svg?text=…`); `None` for any other path.
+fn web(req: &Request<Incoming>) -> Option<Reply> {
+    let path = req.uri().path();
+    let asset = quizgate_web::asset(path);
+    if asset.is_none() && path != "/qr.svg" {
+        return None;
+    }
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return Some(not_allowed("GET, HEAD"));
+    }
+    let mut reply = match asset {
+        Some(a) => {
+            let unchanged = req
+                .headers()
+                .get(IF_NONE_MATCH)
+                .is_some_and(|v| v.as_bytes() == a.etag.as_bytes());
+            let mut reply = if unchanged {
+                text(StatusCode::NOT_MODIFIED, "")
+            } else {
+                with_header(
+                    Response::new(Full::new(Bytes::from_static(a.body))),
+                    CONTENT_TYPE,
+                    a.content_type,
+                )
+            };
+            let headers = reply.headers_mut();
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static(a.cache_control));
+            headers.insert(ETAG, HeaderValue::from_static(a.etag));
+            reply
+        }
+        None => {
+            let text_param = req.uri().query().and_then(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .find(|(k, _)| k == "text")
+                    .map(|(_, v)| v.into_owned())
+            });
+            match text_param.as_deref().and_then(quizgate_web::qr_svg) {
+                Some(svg) => with_header(
+                    with_header(
+                        Response::new(Full::new(Bytes::from(svg))),
+                        CONTENT_TYPE,
+                        "image/svg+xml",
+                    ),
+                    CACHE_CONTROL,
+                    "public, max-age=3600",
+                ),
+                None => error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    &format!(
+                        "give the text to encode as ?text=…, at most {} bytes",
+                        quizgate_web::MAX_QR_TEXT
+                    ),
+                ),
+            }
+        }
+    };
+    let headers = reply.headers_mut();
+    headers.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(quizgate_web::CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    Some(reply)
 }
 
 /// `application/json`, with or without parameters such as `charset`.

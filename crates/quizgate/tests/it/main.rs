@@ -12,3 +12,4 @@ mod schema;
 mod security;
 mod support;
 mod traces;
+mod web;

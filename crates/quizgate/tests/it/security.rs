@@ -116,6 +116,40 @@ async fn pages_from_other_origins_cannot_connect_or_create() -> Result<()> {
 }
 
 #[tokio::test]
+async fn an_http_connection_carries_one_request() -> Result<()> {
+    // Clients that pool connections (Node's fetch and WebSocket share one
+    // pool) would send an upgrade on a kept-alive HTTP connection; what tells
+    // HTTP from WebSocket is a connection's first request, so each HTTP
+    // request gets its own connection.
+    let node = node(&[]).await?;
+    let def = sample_quiz(1, 10_000).to_string();
+    let mut s = TcpStream::connect(node.ws_addr).await?;
+    let two = format!(
+        "POST /v1/quizzes HTTP/1.1\r\nHost: quizgate\r\nContent-Type: application/json\r\n\
+         Authorization: {}\r\nContent-Length: {}\r\n\r\n{def}\
+         GET /ws HTTP/1.1\r\nHost: quizgate\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        bearer(),
+        def.len()
+    );
+    s.write_all(two.as_bytes()).await?;
+    let reply = read_to_end(&mut s).await?;
+    assert!(reply.starts_with("HTTP/1.1 201"), "{reply}");
+    assert!(
+        reply.to_ascii_lowercase().contains("connection: close"),
+        "{reply}"
+    );
+    assert_eq!(
+        reply.matches("HTTP/1.1").count(),
+        1,
+        "one reply, then the end: {reply}"
+    );
+    // The upgrade works on a connection of its own.
+    raw_websocket(node.ws_addr).await?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn requests_for_other_host_names_are_refused() -> Result<()> {
     // A page whose DNS name was rebound to the node's address still sends
     // its own name in Host.
