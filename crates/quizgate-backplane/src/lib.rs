@@ -78,6 +78,17 @@ pub trait EventSink: Send + Sync + 'static {
     fn flush(&self) {}
 }
 
+/// What a backplane's delivery path did since start, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryStats {
+    /// Pub/Sub messages read (events and seat claims).
+    pub messages: u64,
+    /// Gaps in a quiz's sequence filled from its log.
+    pub gap_fills: u64,
+    /// Times every subscribed quiz was read again from its log.
+    pub resyncs: u64,
+}
+
 /// Most events a delivery path hands a sink between two [`EventSink::flush`] calls.
 pub const FLUSH_EVERY: usize = 64;
 
@@ -240,6 +251,11 @@ pub trait Backplane: Send + Sync + 'static {
     async fn claim_seat(&self, code: &JoinCode, player: PlayerId, claim: u64) -> Result<()> {
         let _ = (code, player, claim);
         Ok(())
+    }
+
+    /// What the delivery path did since start (zeros where it has no Pub/Sub).
+    fn delivery_stats(&self) -> DeliveryStats {
+        DeliveryStats::default()
     }
 
     /// Closes question `index` if its deadline has passed; exactly one caller

@@ -179,6 +179,16 @@ fn admin(node: &Node, req: &Request<Incoming>) -> Reply {
             node.metrics
                 .backplane_up
                 .set(i64::from(node.backplane.is_ready()));
+            // The backplane counts its delivery path; the counters catch up.
+            let stats = node.backplane.delivery_stats();
+            let m = &node.metrics;
+            for (counter, total) in [
+                (&m.pubsub_messages, stats.messages),
+                (&m.gap_fills, stats.gap_fills),
+                (&m.resyncs, stats.resyncs),
+            ] {
+                counter.inc_by(total.saturating_sub(counter.get()));
+            }
             with_header(
                 text(StatusCode::OK, &node.metrics.render()),
                 CONTENT_TYPE,

@@ -81,11 +81,11 @@ async fn handle(node: Arc<Node>, mut stream: TcpStream, peer: IpAddr, drain: Can
     let started = tokio::time::Instant::now();
     let limit = node.config.handshake_timeout;
     let wire = match &node.tls {
-        None => Wire::new(stream),
+        None => Wire::new(stream, node.metrics.bytes_out.clone()),
         Some(tls) => match timeout(limit, tls.acceptor.accept(stream)).await {
             Ok(Ok(accepted)) => {
                 let (tcp, session) = accepted.into_inner();
-                Wire::new_tls(tcp, session)
+                Wire::new_tls(tcp, session, node.metrics.bytes_out.clone())
             }
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, %client, "TLS handshake failed");

@@ -93,7 +93,7 @@ impl Node {
         for code in quizgate_protocol::ErrorCode::ALL {
             m.errors.with_label_values(&[code.as_str()]);
         }
-        let sets: [(&prometheus::IntCounterVec, &[&str]); 5] = [
+        let sets: [(&prometheus::IntCounterVec, &[&str]); 6] = [
             (
                 &m.answers,
                 &[
@@ -132,6 +132,7 @@ impl Node {
                 ],
             ),
             (&m.backplane_errors, &["unavailable", "busy", "corrupt"]),
+            (&m.definition_reads, &["cached", "fetched"]),
         ];
         for (vec, values) in sets {
             for v in values {

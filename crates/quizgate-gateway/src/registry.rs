@@ -424,8 +424,18 @@ impl Registry {
         // Bounded: a retry happens only when the ticker removed the room in between.
         for _ in 0..8 {
             let room = match self.get(code) {
-                Some(room) => room,
+                Some(room) => {
+                    self.metrics
+                        .definition_reads
+                        .with_label_values(&["cached"])
+                        .inc();
+                    room
+                }
                 None => {
+                    self.metrics
+                        .definition_reads
+                        .with_label_values(&["fetched"])
+                        .inc();
                     let Some(def) = backplane.definition(code).await? else {
                         return Ok(None);
                     };
@@ -709,7 +719,10 @@ mod tests {
         let (client, accepted) =
             tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
         drop(client);
-        Wire::new(accepted.expect("accept").0)
+        Wire::new(
+            accepted.expect("accept").0,
+            prometheus::IntCounter::new("b", "b").expect("valid"),
+        )
     }
 
     use super::*;

@@ -40,6 +40,8 @@ const MAX_PENDING: usize = 256 * 1024;
 pub(crate) struct Wire {
     tcp: TcpStream,
     out: Mutex<Out>,
+    /// `bytes_out_total`: every byte handed to the socket (before TLS).
+    bytes_out: prometheus::IntCounter,
     /// Wakes the connection's task: bytes wait for the socket.
     pub(crate) wake: Notify,
 }
@@ -83,19 +85,25 @@ pub(crate) enum Offer {
 }
 
 impl Wire {
-    pub(crate) fn new(tcp: TcpStream) -> Arc<Self> {
+    pub(crate) fn new(tcp: TcpStream, bytes_out: prometheus::IntCounter) -> Arc<Self> {
         Arc::new(Self {
             tcp,
             out: Mutex::default(),
+            bytes_out,
             wake: Notify::new(),
         })
     }
 
     /// A wire for a TLS connection whose handshake is done.
-    pub(crate) fn new_tls(tcp: TcpStream, mut tls: rustls::ServerConnection) -> Arc<Self> {
+    pub(crate) fn new_tls(
+        tcp: TcpStream,
+        mut tls: rustls::ServerConnection,
+        bytes_out: prometheus::IntCounter,
+    ) -> Arc<Self> {
         tls.set_buffer_limit(Some(MAX_PENDING));
         Arc::new(Self {
             tcp,
+            bytes_out,
             out: Mutex::new(Out {
                 tls: Some(Box::new(tls)),
                 ..Out::default()
@@ -146,6 +154,7 @@ impl Wire {
         if out.broken {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
+        self.bytes_out.inc_by(bytes.len() as u64);
         if let Some(tls) = out.tls.as_mut() {
             // Encrypted now, in order; rustls keeps what the socket does not take.
             let taken = io::Write::write(&mut tls.writer(), bytes)?;
@@ -520,7 +529,10 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
         (
-            Wire::new(accepted.expect("accept").0),
+            Wire::new(
+                accepted.expect("accept").0,
+                prometheus::IntCounter::new("b", "b").expect("valid"),
+            ),
             client.expect("connect"),
         )
     }

@@ -58,6 +58,19 @@ pub struct Metrics {
     pub backplane_up: IntGauge,
     /// Always 1, labelled with the running version.
     pub build_info: IntGaugeVec,
+    /// Bytes handed to client sockets (WebSocket frames and HTTP replies
+    /// through the wire, before TLS).
+    pub bytes_out: IntCounter,
+    /// Messages read from the backplane's Pub/Sub (events and seat claims).
+    pub pubsub_messages: IntCounter,
+    /// Gaps in a quiz's event sequence filled from its log.
+    pub gap_fills: IntCounter,
+    /// Times every subscribed quiz was read again from its log (after a
+    /// Redis reconnect or a lagging subscriber).
+    pub resyncs: IntCounter,
+    /// A quiz's definition wanted by a room: `cached` (a room here had it) or
+    /// `fetched` (read from the backplane).
+    pub definition_reads: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -127,6 +140,27 @@ impl Metrics {
             ),
             frames_in: counter_vec("frames_in_total", "Client frames read, by type.", "type"),
             frames_out: counter("frames_out_total", "Frames written to clients."),
+            bytes_out: counter(
+                "bytes_out_total",
+                "Bytes handed to client sockets, before TLS.",
+            ),
+            pubsub_messages: counter(
+                "pubsub_messages_total",
+                "Messages read from the backplane's Pub/Sub.",
+            ),
+            gap_fills: counter(
+                "gap_fills_total",
+                "Gaps in a quiz's event sequence filled from its log.",
+            ),
+            resyncs: counter(
+                "resyncs_total",
+                "Times every subscribed quiz was read again from its log.",
+            ),
+            definition_reads: counter_vec(
+                "definition_reads_total",
+                "Quiz definitions wanted by a room: cached here or fetched.",
+                "result",
+            ),
             errors: counter_vec("errors_total", "Error frames sent, by error code.", "code"),
             events: counter("events_total", "Quiz events received from the backplane."),
             fanout_seconds: histogram(

@@ -18,6 +18,7 @@ mod subscriber;
 pub use self::config::RedisConfig;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,8 +38,9 @@ use self::scripts::Scripts;
 use crate::delivery::Supervised;
 use crate::token::{new_code, new_secret};
 use crate::{
-    Backplane, BackplaneError, Clock, CreateLimits, CreatedQuiz, Creation, EventSink, HostSession,
-    JoinResult, Result, ResumeResult, Scores, Session, SessionToken, SystemClock, Tick,
+    Backplane, BackplaneError, Clock, CreateLimits, CreatedQuiz, Creation, DeliveryStats,
+    EventSink, HostSession, JoinResult, Result, ResumeResult, Scores, Session, SessionToken,
+    SystemClock, Tick,
 };
 
 /// Shared between the backplane and its subscriber task.
@@ -49,6 +51,10 @@ pub(crate) struct Shared {
     pub(crate) clustered: bool,
     /// Subscribed quizzes and where the delivery of each stands.
     pub(crate) streams: Mutex<HashMap<JoinCode, subscriber::Stream>>,
+    /// Counts for [`Backplane::delivery_stats`].
+    pub(crate) messages: AtomicU64,
+    pub(crate) gap_fills: AtomicU64,
+    pub(crate) resyncs: AtomicU64,
 }
 
 impl Shared {
@@ -133,6 +139,9 @@ impl RedisBackplane {
             sink,
             clustered,
             streams: Mutex::new(HashMap::new()),
+            messages: AtomicU64::new(0),
+            gap_fills: AtomicU64::new(0),
+            resyncs: AtomicU64::new(0),
         });
         let subscriber = Supervised::spawn("redis subscriber", {
             let shared = Arc::clone(&shared);
@@ -631,6 +640,15 @@ impl Backplane for RedisBackplane {
             }
             "not_found" => Ok(None),
             _ => reply.unknown(),
+        }
+    }
+
+    fn delivery_stats(&self) -> DeliveryStats {
+        let s = &self.core.shared;
+        DeliveryStats {
+            messages: s.messages.load(Ordering::Relaxed),
+            gap_fills: s.gap_fills.load(Ordering::Relaxed),
+            resyncs: s.resyncs.load(Ordering::Relaxed),
         }
     }
 

@@ -190,6 +190,7 @@ fn on_message(
     fills: &mut JoinSet<()>,
     outlet: &mut Outlet<'_>,
 ) {
+    shared.messages.fetch_add(1, Ordering::Relaxed);
     let Some(code) = QuizKeys::code_of_channel(&msg.channel) else {
         return;
     };
@@ -237,6 +238,7 @@ fn receive(
     let gap = stream.last.filter(|last| event.seq > last + 1);
     if stream.filling || gap.is_some() {
         if let Some(last) = gap {
+            shared.gap_fills.fetch_add(1, Ordering::Relaxed);
             tracing::info!(quiz = %code, from = last + 1, to = event.seq - 1, "filling a gap from the log");
         }
         if let Some(epoch) = stream.claim_fill() {
@@ -357,6 +359,7 @@ async fn resubscribe_all(shared: &Shared) {
 /// Has every subscribed quiz whose position is known read its log past what
 /// was delivered: the events lost while disconnected or lagging.
 fn resync_all(shared: &Arc<Shared>, fills: &mut JoinSet<()>) {
+    shared.resyncs.fetch_add(1, Ordering::Relaxed);
     let mut streams = shared.streams();
     for (code, stream) in streams.iter_mut().filter(|(_, s)| s.last.is_some()) {
         if let Some(epoch) = stream.claim_fill() {

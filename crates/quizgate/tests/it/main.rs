@@ -1,6 +1,7 @@
 //! Integration tests: the real `quizgate` binary, real WebSocket clients.
 
 mod admin;
+mod api;
 mod backup;
 mod bad_input;
 mod chaos;

@@ -93,6 +93,15 @@ async fn a_live_node_s_metrics_follow_a_quiz_and_pass_promtool() -> Result<()> {
         moved(r#"quizgate_backplane_call_seconds_count{call="create"}"#),
         1.0
     );
+    // The host's seat read the definition; the three players found it here.
+    assert_eq!(
+        moved(r#"quizgate_definition_reads_total{result="fetched"}"#),
+        1.0
+    );
+    assert_eq!(
+        moved(r#"quizgate_definition_reads_total{result="cached"}"#),
+        3.0
+    );
     // The question, its reveal and the leaderboard, each fanned out once to
     // the 4 members: counted once the fan-out is past its writes, which may be
     // just after the players read them.
@@ -104,6 +113,12 @@ async fn a_live_node_s_metrics_follow_a_quiz_and_pass_promtool() -> Result<()> {
             "events"
         );
         anyhow::ensure!(moved("quizgate_frames_out_total") >= 3.0 * 4.0, "frames");
+        // The events came through Redis Pub/Sub; every frame is bytes out.
+        anyhow::ensure!(moved("quizgate_pubsub_messages_total") >= 3.0, "pub/sub");
+        anyhow::ensure!(
+            moved("quizgate_bytes_out_total") >= 3.0 * 4.0 * 20.0,
+            "bytes"
+        );
         Ok(())
     })
     .await?;
