@@ -510,15 +510,19 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn events_are_logged_and_delivered_in_order() {
-        let (bp, sink, clock) = setup(MemoryConfig::default());
-        let quiz = bp
-            .create_quiz(def(), &CreateLimits::unlimited())
+    /// A quiz with no quota to keep.
+    async fn created(bp: &MemoryBackplane) -> CreatedQuiz {
+        bp.create_quiz(def(), &CreateLimits::unlimited())
             .await
             .expect("create")
             .created()
-            .expect("no quota");
+            .expect("no quota")
+    }
+
+    #[tokio::test]
+    async fn events_are_logged_and_delivered_in_order() {
+        let (bp, sink, clock) = setup(MemoryConfig::default());
+        let quiz = created(&bp).await;
         let ann = joined(&bp, &quiz.code, "ann").await;
         assert_eq!(
             bp.command(&quiz.code, HostCommand::Start).await,
@@ -551,12 +555,7 @@ mod tests {
             log_capacity: 2,
             ..MemoryConfig::default()
         });
-        let quiz = bp
-            .create_quiz(def(), &CreateLimits::unlimited())
-            .await
-            .expect("create")
-            .created()
-            .expect("no quota");
+        let quiz = created(&bp).await;
         let ann = joined(&bp, &quiz.code, "ann").await;
         bp.command(&quiz.code, HostCommand::Start)
             .await
@@ -589,12 +588,7 @@ mod tests {
     #[tokio::test]
     async fn forged_tokens_are_refused() {
         let (bp, _, _) = setup(MemoryConfig::default());
-        let quiz = bp
-            .create_quiz(def(), &CreateLimits::unlimited())
-            .await
-            .expect("create")
-            .created()
-            .expect("no quota");
+        let quiz = created(&bp).await;
         let ann = joined(&bp, &quiz.code, "ann").await;
         let bob = joined(&bp, &quiz.code, "bob").await;
         let mut stolen = SessionToken::parse(&ann.token).expect("token");
@@ -623,18 +617,8 @@ mod tests {
             ended_ttl_ms: 1_000,
             ..MemoryConfig::default()
         });
-        let idle = bp
-            .create_quiz(def(), &CreateLimits::unlimited())
-            .await
-            .expect("create")
-            .created()
-            .expect("no quota");
-        let ended = bp
-            .create_quiz(def(), &CreateLimits::unlimited())
-            .await
-            .expect("create")
-            .created()
-            .expect("no quota");
+        let idle = created(&bp).await;
+        let ended = created(&bp).await;
         bp.command(&ended.code, HostCommand::End)
             .await
             .expect("end");
