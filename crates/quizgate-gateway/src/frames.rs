@@ -15,9 +15,10 @@ pub(crate) enum Reading {
     /// Not looked at: HTTP, the sniff, an echo of nothing.
     #[default]
     Raw,
-    /// A WebSocket handshake request, `matched` bytes into its closing
-    /// `\r\n\r\n`.
-    Handshake { matched: u8, frames_per_second: u32 },
+    /// A WebSocket handshake request; `line` counts the bytes of the current
+    /// line (a `\r` not counted): an empty line ends the request, whether
+    /// lines end in `\r\n` or in a bare `\n`.
+    Handshake { line: u32, frames_per_second: u32 },
     /// WebSocket frames, from a frame boundary.
     Frames(FrameWalk),
 }
@@ -39,17 +40,23 @@ impl Reading {
         match self {
             Self::Raw => Ok(Seen::All),
             Self::Handshake {
-                matched,
+                line,
                 frames_per_second,
             } => {
                 for (i, &b) in bytes.iter().enumerate() {
-                    *matched = match (*matched, b) {
-                        (0 | 2, b'\r') => *matched + 1,
-                        (1 | 3, b'\n') => *matched + 1,
-                        (_, b'\r') => 1,
-                        _ => 0,
+                    let ended = match b {
+                        b'\n' if *line == 0 => true,
+                        b'\n' => {
+                            *line = 0;
+                            false
+                        }
+                        b'\r' => false,
+                        _ => {
+                            *line = line.saturating_add(1);
+                            false
+                        }
                     };
-                    if *matched == 4 {
+                    if ended {
                         *self = Self::Frames(FrameWalk::new(*frames_per_second));
                         return Ok(Seen::UpTo(i + 1));
                     }
@@ -162,7 +169,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_request_ends_at_its_blank_line_and_frames_are_walked_from_there() {
         let mut r = Reading::Handshake {
-            matched: 0,
+            line: 1,
             frames_per_second: 10,
         };
         let request = b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -187,6 +194,16 @@ mod tests {
         let flood: Vec<u8> = (0..51).flat_map(|_| frame(0, false, &[])).collect();
         let err = r.see(&flood).expect_err("a flood");
         assert!(err.get_ref().is_some_and(|e| e.is::<ContinuationFlood>()));
+    }
+
+    #[test]
+    fn a_request_with_bare_newlines_ends_at_its_empty_line_too() {
+        let mut r = Reading::Handshake {
+            line: 1,
+            frames_per_second: 10,
+        };
+        let request = b"GET /ws HTTP/1.1\nHost: x\n\n\x81\x80";
+        assert_eq!(r.see(request).expect("fine"), Seen::UpTo(request.len() - 2));
     }
 
     #[tokio::test(start_paused = true)]

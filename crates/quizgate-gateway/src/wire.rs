@@ -123,8 +123,10 @@ impl Wire {
     /// From now on, reads stop at the end of the WebSocket handshake request,
     /// and the frames after it are walked (see `frames.rs`).
     pub(crate) fn begin_handshake(&self, frames_per_second: u32) {
+        // `line: 1`: the sniff's bytes are given back first, so the request
+        // line is read from its start, and is not empty.
         self.out().reading = Reading::Handshake {
-            matched: 0,
+            line: 1,
             frames_per_second,
         };
     }
