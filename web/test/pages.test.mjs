@@ -134,6 +134,48 @@ test('a host and three players play a quiz to the podium', { timeout: 90_000 }, 
   }
 });
 
+test('the host locks the lobby and removes a player', { timeout: 90_000 }, async () => {
+  const node = await startNode();
+  try {
+    // This time from a pasted definition.
+    const host = await browser.newPage();
+    await host.goto(`${node.http}/host`);
+    await host.locator('summary', { hasText: 'paste or upload' }).click();
+    await host.fill('#json', JSON.stringify({ title: 'Pasted', questions: QUESTIONS.slice(0, 2) }));
+    await host.click('#create-button');
+    await host.locator('#join-code').waitFor(WAIT);
+    const code = (await host.textContent('#join-code')).trim();
+    const [ann, bob] = [await browser.newPage(), await browser.newPage()];
+    await joinAs(ann, node.http, code, 'ann');
+    await joinAs(bob, node.http, code, 'bob');
+
+    await host.click('#lock');
+    await host.locator('#lock-state', { hasText: 'locked' }).waitFor(WAIT);
+    const late = await browser.newPage();
+    await late.goto(`${node.http}/#${code}`);
+    await late.fill('#nickname', 'late');
+    await late.click('#join-button');
+    await late.locator('#join-error', { hasText: 'closed this quiz to new players' }).waitFor(WAIT);
+    await host.click('#lock'); // unlock
+    await host.locator('#lock-state', { hasText: 'open to new players' }).waitFor(WAIT);
+
+    await host.click('#start');
+    for (const p of [ann, bob]) {
+      await p.locator('.choice').first().waitFor({ state: 'visible', ...WAIT });
+      await p.locator('.choice').nth(QUESTIONS[0].correct).click();
+    }
+    await host.locator('#top li', { hasText: 'bob' }).waitFor(WAIT);
+    await host.getByRole('button', { name: 'Remove bob' }).click();
+    await bob.locator('#gone-detail', { hasText: 'The host removed you' }).waitFor({ state: 'visible', ...WAIT });
+    // The quiz goes on without bob.
+    await host.click('#next');
+    await ann.locator('#q-text', { hasText: QUESTIONS[1].text }).waitFor({ state: 'visible', ...WAIT });
+    for (const p of [host, ann, bob, late]) await p.close();
+  } finally {
+    node.stop();
+  }
+});
+
 test('every page resumes on another node when its node dies mid-quiz', { timeout: 120_000 }, async () => {
   const cluster = await startCluster(2);
   try {
