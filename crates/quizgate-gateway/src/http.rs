@@ -217,7 +217,7 @@ async fn public(node: Arc<Node>, key: AddressKey, req: Request<Incoming>) -> Rep
     }
     match (req.method(), req.uri().path()) {
         (&Method::POST, "/v1/quizzes") => {
-            let span = if quizgate_telemetry::tracing_on() {
+            let span = if quizgate_telemetry::sample_command() {
                 tracing::info_span!(
                     "command",
                     otel.name = "create",

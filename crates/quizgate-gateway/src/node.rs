@@ -223,11 +223,11 @@ impl Node {
     }
 }
 
-/// Runs a backplane call; when traced, in a span of its own (a child of the
-/// command's), whose context the events the call causes carry to every node
-/// that fans them out.
+/// Runs a backplane call; when its command is sampled, in a span of its own
+/// (a child of the command's), whose context the events the call causes
+/// carry to every node that fans them out.
 pub(crate) async fn traced<T>(kind: &'static str, call: impl Future<Output = T>) -> T {
-    if !quizgate_telemetry::tracing_on() {
+    if !quizgate_telemetry::tracing_on() || !quizgate_telemetry::current_is_sampled() {
         return call.await;
     }
     let span = tracing::info_span!("backplane", otel.name = %format_args!("backplane {kind}"), call = kind);

@@ -10,6 +10,6 @@ mod traces;
 pub use logging::{LogFormat, init_logging};
 pub use metrics::Metrics;
 pub use traces::{
-    TraceConfig, Traces, add_remote_link, current_trace_id, current_traceparent, set_remote_parent,
-    tracing_on,
+    TraceConfig, Traces, add_remote_link, current_is_sampled, current_trace_id,
+    current_traceparent, sample_command, set_remote_parent, tracing_on,
 };

@@ -4,7 +4,7 @@
 //! the published event, to every node that fans it out.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use opentelemetry::propagation::TextMapPropagator;
@@ -30,11 +30,21 @@ pub struct TraceConfig {
 }
 
 static ON: AtomicBool = AtomicBool::new(false);
+/// The sample ratio's bits (an f64).
+static RATIO: AtomicU64 = AtomicU64::new(0);
 
 /// Whether spans are exported: when not, callers skip making them, so that
 /// tracing off costs nothing on the hot paths.
 pub fn tracing_on() -> bool {
     ON.load(Ordering::Relaxed)
+}
+
+/// Whether to trace the command about to be handled: tracing is on and a
+/// draw falls under the sample ratio. Sampling is decided here, before any
+/// span is made, so that the commands not traced cost one draw; what they
+/// cause is traced with them, through the context their events carry.
+pub fn sample_command() -> bool {
+    tracing_on() && rand::random::<f64>() < f64::from_bits(RATIO.load(Ordering::Relaxed))
 }
 
 /// The exporter, alive while the node runs; [`Traces::shutdown`] sends what
@@ -59,9 +69,9 @@ impl Traces {
             BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::Tokio).build();
         let provider = SdkTracerProvider::builder()
             .with_span_processor(batch)
-            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-                config.sample_ratio,
-            ))))
+            // The gateway samples commands itself (`sample_command`): every
+            // span it makes is to be exported.
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
             .with_resource(
                 Resource::builder()
                     .with_service_name("quizgate")
@@ -77,6 +87,7 @@ impl Traces {
             )
             .build();
         let tracer = provider.tracer("quizgate");
+        RATIO.store(config.sample_ratio.to_bits(), Ordering::Relaxed);
         ON.store(true, Ordering::Relaxed);
         Ok((Self(provider), tracer))
     }
@@ -118,11 +129,22 @@ pub fn add_remote_link(span: &tracing::Span, traceparent: &str) {
     }
 }
 
-/// The trace id of the current span, for log lines; `None` if it is not traced.
+/// The trace id of the current span, for log lines; `None` if it is not
+/// sampled (an unsampled command is never exported, so its id names nothing).
 pub fn current_trace_id() -> Option<String> {
     let cx = tracing::Span::current().context();
     let sc = cx.span().span_context().clone();
-    sc.is_valid().then(|| sc.trace_id().to_string())
+    (sc.is_valid() && sc.is_sampled()).then(|| sc.trace_id().to_string())
+}
+
+/// Whether the current span is sampled: work under an unsampled command
+/// makes no span of its own.
+pub fn current_is_sampled() -> bool {
+    tracing::Span::current()
+        .context()
+        .span()
+        .span_context()
+        .is_sampled()
 }
 
 fn remote(traceparent: &str) -> opentelemetry::Context {

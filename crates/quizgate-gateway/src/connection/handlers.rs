@@ -86,7 +86,7 @@ impl Connection {
     /// The span of one client command, when traced: the quiz and the player
     /// it concerns and its trace id, on its log lines too.
     fn command_span(&self, frame: &ClientFrame) -> tracing::Span {
-        if !quizgate_telemetry::tracing_on() || matches!(frame, ClientFrame::Ping { .. }) {
+        if matches!(frame, ClientFrame::Ping { .. }) || !quizgate_telemetry::sample_command() {
             return tracing::Span::none();
         }
         let span = tracing::info_span!(

@@ -278,3 +278,29 @@ async fn one_answers_spans_arrive_from_both_nodes_with_parents_and_links() -> Re
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn unsampled_work_is_neither_exported_nor_named_in_logs() -> Result<()> {
+    let receiver = Receiver::start().await?;
+    let env = vec![
+        ("QUIZGATE_OTLP_ENDPOINT", receiver.endpoint()),
+        ("QUIZGATE_TRACE_SAMPLE_RATIO", "0".to_owned()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+    ];
+    let node = crate::support::node(&refs(&env)).await?;
+    let (code, token) = create_quiz(node.ws_addr, &sample_quiz(1, 60_000)).await?;
+    let (mut h, _) = host(node.ws_addr, &code, &token).await?;
+    let (mut ann, _) = player(node.ws_addr, Encoding::Json, &code, "ann").await?;
+    command(&mut h, "start").await?;
+    answer(&mut ann, 0, 0).await?;
+    // Ten export periods: anything sampled would have arrived.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(receiver.spans().len(), 0);
+    let created = node
+        .logs()
+        .into_iter()
+        .find(|l| l.contains("quiz created"))
+        .context("the creation's log line")?;
+    assert!(!created.contains("trace_id"), "{created}");
+    Ok(())
+}
