@@ -384,7 +384,7 @@ async fn create_quiz(node: &Node, address: AddressKey, req: Request<Incoming>) -
             )
         }
         Err(e) => {
-            let (code, message) = node.backplane_error(&e);
+            let (code, message) = node.backplane_error("create", &e);
             error(StatusCode::SERVICE_UNAVAILABLE, code.as_str(), message)
         }
     }

@@ -11,6 +11,23 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::task::TaskTracker;
 
 use crate::Config;
+
+/// Every backplane call a node makes, as `backplane_errors_total` names them.
+pub(crate) const BACKPLANE_CALLS: [&str; 13] = [
+    "create",
+    "join",
+    "resume",
+    "host",
+    "command",
+    "kick",
+    "answer",
+    "definition",
+    "close",
+    "leaderboard",
+    "progress",
+    "scores",
+    "expire",
+];
 use crate::guard::{Addresses, Hosts, Origins};
 use crate::session::{SessionKey, SessionKeys};
 
@@ -93,7 +110,7 @@ impl Node {
         for code in quizgate_protocol::ErrorCode::ALL {
             m.errors.with_label_values(&[code.as_str()]);
         }
-        let sets: [(&prometheus::IntCounterVec, &[&str]); 6] = [
+        let sets: [(&prometheus::IntCounterVec, &[&str]); 5] = [
             (
                 &m.answers,
                 &[
@@ -131,7 +148,6 @@ impl Node {
                     "tls",
                 ],
             ),
-            (&m.backplane_errors, &["unavailable", "busy", "corrupt"]),
             (&m.definition_reads, &["cached", "fetched"]),
         ];
         for (vec, values) in sets {
@@ -141,6 +157,11 @@ impl Node {
         }
         for call in ["create", "join", "resume", "host", "command", "kick"] {
             m.backplane_call_seconds.with_label_values(&[call]);
+        }
+        for call in BACKPLANE_CALLS {
+            for kind in ["unavailable", "busy", "corrupt"] {
+                m.backplane_errors.with_label_values(&[call, kind]);
+            }
         }
     }
 
@@ -192,13 +213,17 @@ impl Node {
         result
     }
 
-    /// The error frame for a failed backplane call, counted.
-    pub(crate) fn backplane_error(&self, e: &BackplaneError) -> (ErrorCode, &'static str) {
+    /// The error frame for a failed backplane call, counted by `call`.
+    pub(crate) fn backplane_error(
+        &self,
+        call: &'static str,
+        e: &BackplaneError,
+    ) -> (ErrorCode, &'static str) {
         match e {
             BackplaneError::Unavailable(reason) => {
                 self.metrics
                     .backplane_errors
-                    .with_label_values(&["unavailable"])
+                    .with_label_values(&[call, "unavailable"])
                     .inc();
                 tracing::warn!(%reason, "backplane unavailable");
                 (ErrorCode::Unavailable, "temporarily unavailable, retry")
@@ -206,7 +231,7 @@ impl Node {
             BackplaneError::Busy(reason) => {
                 self.metrics
                     .backplane_errors
-                    .with_label_values(&["busy"])
+                    .with_label_values(&[call, "busy"])
                     .inc();
                 tracing::debug!(%reason, "node busy");
                 (ErrorCode::Unavailable, "node busy, retry")
@@ -214,7 +239,7 @@ impl Node {
             BackplaneError::Corrupt(reason) => {
                 self.metrics
                     .backplane_errors
-                    .with_label_values(&["corrupt"])
+                    .with_label_values(&[call, "corrupt"])
                     .inc();
                 tracing::error!(%reason, "backplane data corrupt");
                 (ErrorCode::Internal, "internal error")

@@ -63,7 +63,7 @@ async fn tend(node: &Node, room: &Arc<Room>, check_exists: bool) {
     if let Some(index) = room.overdue(bp.now_ms()) {
         // Every node with members may try; the backplane closes it exactly once.
         if let Err(e) = bp.close_if_due(&room.code, index).await {
-            node.backplane_error(&e);
+            node.backplane_error("close", &e);
         }
     }
     if room.take_dirty(node.config.leaderboard_interval) {
@@ -72,7 +72,7 @@ async fn tend(node: &Node, room: &Arc<Room>, check_exists: bool) {
             Ok(Tick::TooSoon) => room.mark_dirty(),
             Ok(Tick::Gone) => node.registry.remove_gone(&room.code),
             Err(e) => {
-                node.backplane_error(&e);
+                node.backplane_error("leaderboard", &e);
                 room.mark_dirty();
             }
         }
@@ -82,7 +82,7 @@ async fn tend(node: &Node, room: &Arc<Room>, check_exists: bool) {
             Ok(Some(progress)) => room.send_progress(progress),
             Ok(None) => {}
             Err(e) => {
-                node.backplane_error(&e);
+                node.backplane_error("progress", &e);
             }
         }
     }
@@ -98,7 +98,7 @@ async fn tend(node: &Node, room: &Arc<Room>, check_exists: bool) {
             }
             Ok(None) => node.registry.remove_gone(&room.code),
             Err(e) => {
-                node.backplane_error(&e);
+                node.backplane_error("scores", &e);
             }
         }
     }
@@ -116,7 +116,7 @@ async fn expire(node: &Node) {
             }
         }
         Err(e) => {
-            node.backplane_error(&e);
+            node.backplane_error("expire", &e);
         }
     }
 }

@@ -34,7 +34,8 @@ pub struct Metrics {
     pub answer_seconds: Histogram,
     /// Quizzes with at least one member on this node.
     pub rooms: IntGauge,
-    /// Backplane calls that failed, by kind (`unavailable`, `corrupt`).
+    /// Backplane calls that failed, by call (`join`, `answer`, `close`, …:
+    /// the Redis script) and kind (`unavailable`, `busy`, `corrupt`).
     pub backplane_errors: IntCounterVec,
     /// Requests and connections refused by a check or a limit before any quiz
     /// rule ran, by reason (docs/security.md lists them).
@@ -173,11 +174,20 @@ impl Metrics {
                 "Time from reading an answer to queueing its acknowledgement.",
             ),
             rooms: gauge("rooms", "Quizzes with members on this node."),
-            backplane_errors: counter_vec(
-                "backplane_errors_total",
-                "Failed backplane calls, by kind.",
-                "kind",
-            ),
+            backplane_errors: {
+                let c = IntCounterVec::new(
+                    Opts::new(
+                        "backplane_errors_total",
+                        "Failed backplane calls, by call (the Redis script) and kind.",
+                    ),
+                    &["call", "kind"],
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(c.clone()))
+                    .expect("registered once");
+                c
+            },
             refused: counter_vec(
                 "refused_total",
                 "Requests and connections refused by a check or a limit, by reason.",

@@ -224,7 +224,7 @@ impl Connection {
             }
             Err(e) => {
                 self.leave();
-                self.backplane_error(&e, rid).await
+                self.backplane_error("join", &e, rid).await
             }
         }
     }
@@ -295,7 +295,7 @@ impl Connection {
             }
             Err(e) => {
                 self.leave();
-                self.backplane_error(&e, rid).await
+                self.backplane_error("resume", &e, rid).await
             }
         }
     }
@@ -348,7 +348,7 @@ impl Connection {
             }
             Err(e) => {
                 self.leave();
-                self.backplane_error(&e, rid).await
+                self.backplane_error("host", &e, rid).await
             }
         }
     }
@@ -438,7 +438,7 @@ impl Connection {
                     .error(ErrorCode::QuizNotFound, "the quiz no longer exists", rid)
                     .await;
             }
-            Err(e) => return self.backplane_error(&e, rid).await,
+            Err(e) => return self.backplane_error("answer", &e, rid).await,
         };
         let result = |status, record: Option<quizgate_domain::AnswerRecord>| AnswerResult {
             rid,
@@ -552,7 +552,10 @@ impl Connection {
                 self.error(ErrorCode::QuizNotFound, "the quiz no longer exists", rid)
                     .await
             }
-            Err(e) => self.backplane_error(&e, rid).await,
+            Err(e) => {
+                self.backplane_error(if name == "kick" { "kick" } else { "command" }, &e, rid)
+                    .await
+            }
         }
     }
 
@@ -597,7 +600,7 @@ impl Connection {
                     .error(ErrorCode::QuizNotFound, "no quiz with that code", rid)
                     .await)
             }
-            Err(e) => Err(self.backplane_error(&e, rid).await),
+            Err(e) => Err(self.backplane_error("definition", &e, rid).await),
         }
     }
 

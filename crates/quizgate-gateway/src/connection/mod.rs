@@ -323,10 +323,11 @@ impl Connection {
 
     async fn backplane_error(
         &mut self,
+        call: &'static str,
         e: &quizgate_backplane::BackplaneError,
         rid: Option<u64>,
     ) -> Step {
-        let (code, message) = self.node.backplane_error(e);
+        let (code, message) = self.node.backplane_error(call, e);
         self.error(code, message, rid).await
     }
 

@@ -415,7 +415,7 @@ async fn a_call_that_finds_no_free_slot_is_refused_before_it_reaches_redis() -> 
     }
     let (_, metrics) = http_request(node.admin_addr, "GET", "/metrics", b"").await?;
     assert!(
-        metrics.contains("quizgate_backplane_errors_total{kind=\"busy\"} 1"),
+        metrics.contains("quizgate_backplane_errors_total{call=\"join\",kind=\"busy\"} 1"),
         "{metrics}"
     );
     Ok(())
