@@ -47,7 +47,7 @@ impl fmt::Debug for SessionToken {
 pub(crate) fn new_secret() -> String {
     let mut bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 pub(crate) fn new_code() -> JoinCode {

@@ -477,9 +477,9 @@ impl ApiKey {
             .trim()
             .split_once(':')
             .ok_or_else(|| format!("{entry:?} is not name:sha256-hex"))?;
-        let (hex, quota) = match rest.split_once(':') {
-            Some((hex, fields)) => (
-                hex,
+        let (digest, quota) = match rest.split_once(':') {
+            Some((digest, fields)) => (
+                digest,
                 QuotaOverrides::parse(fields).map_err(|e| format!("key {name}: {e}"))?,
             ),
             None => (rest, QuotaOverrides::default()),
@@ -492,9 +492,10 @@ impl ApiKey {
         if !valid_name {
             return Err(format!("key name {name:?}: 1 to 64 of A-Z a-z 0-9 - _ ."));
         }
-        let hash = from_hex(hex)
+        let hash = hex::decode(digest)
+            .ok()
             .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-            .ok_or_else(|| format!("key {name}: {hex:?} is not 64 hex digits (a SHA-256)"))?;
+            .ok_or_else(|| format!("key {name}: {digest:?} is not 64 hex digits (a SHA-256)"))?;
         Ok(Self {
             name: name.to_owned(),
             hash,
@@ -504,22 +505,8 @@ impl ApiKey {
 
     /// The configuration entry for a key: `name:sha256-hex`.
     pub fn entry(name: &str, key: &str) -> String {
-        format!("{name}:{}", to_hex(&Sha256::digest(key.as_bytes())))
+        format!("{name}:{}", hex::encode(Sha256::digest(key.as_bytes())))
     }
-}
-
-pub(crate) fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub(crate) fn from_hex(hex: &str) -> Option<Vec<u8>> {
-    if !hex.len().is_multiple_of(2) || !hex.is_ascii() {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

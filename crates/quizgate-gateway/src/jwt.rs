@@ -42,7 +42,8 @@ impl JwtKey {
             || std::fs::read(value).map_err(|e| format!("key {id}: cannot read {value}: {e}"));
         let (alg, key) = match alg.to_ascii_lowercase().as_str() {
             "hs256" => {
-                let secret = crate::guard::from_hex(value)
+                let secret = hex::decode(value)
+                    .ok()
                     .filter(|s| s.len() >= 32)
                     .ok_or_else(|| {
                         format!("key {id}: an HS256 secret is at least 32 bytes in hex")

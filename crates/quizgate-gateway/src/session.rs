@@ -83,7 +83,8 @@ impl SessionKey {
         if !valid_id {
             return Err(format!("key id {id:?}: 1 to 16 of A-Z a-z 0-9 - _"));
         }
-        let secret = crate::guard::from_hex(hex)
+        let secret = hex::decode(hex)
+            .ok()
             .filter(|s| s.len() >= MIN_SECRET_BYTES)
             .ok_or_else(|| {
                 format!("key {id}: the secret must be at least {MIN_SECRET_BYTES} bytes in hex")
@@ -152,7 +153,7 @@ impl SessionKeys {
     pub(crate) fn sign(&self, role: Role, code: &str, inner: &str, now_ms: u64) -> String {
         let key = &self.keys[0];
         let expiry = now_ms.saturating_add(self.ttl_ms);
-        let mac = crate::guard::to_hex(&key.mac(role, code, inner, expiry));
+        let mac = hex::encode(key.mac(role, code, inner, expiry));
         format!("{inner}.{expiry}.{}.{mac}", key.id)
     }
 
@@ -171,7 +172,8 @@ impl SessionKeys {
         else {
             return Err(Refused::Malformed);
         };
-        let mac = crate::guard::from_hex(mac)
+        let mac = hex::decode(mac)
+            .ok()
             .filter(|m| m.len() == MAC_BYTES)
             .ok_or(Refused::Malformed)?;
         let expiry: u64 = expiry.parse().map_err(|_| Refused::Malformed)?;

@@ -613,7 +613,7 @@ fn keygen(what: &Keygen) -> ExitCode {
     use rand::RngCore;
     let mut bytes = [0u8; MIN_SECRET_BYTES];
     rand::rng().fill_bytes(&mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = hex::encode(bytes);
     match what {
         Keygen::Api { name } => {
             let key = format!("qgk_{hex}");
