@@ -34,9 +34,5 @@ pub use jwt::JwtKey;
 pub use quizgate_domain::MAX_PLAYERS;
 pub use tls::TlsFiles;
 
-/// Loads the TLS files as a node would, to check them before anything starts.
-pub fn check_tls(files: &TlsFiles) -> Result<(), String> {
-    tls::Tls::new(files.clone()).map(|_| ())
-}
 pub use server::Server;
 pub use session::{MIN_SECRET_BYTES, SessionKey, SessionKeys};

@@ -11,8 +11,8 @@ use std::time::Duration;
 use clap::Parser;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use quizgate_gateway::{
-    AddressLimits, ApiKey, BackplaneConfig, Config, CreateAccess, Credentials, JwtKey,
-    MIN_SECRET_BYTES, Quota, Server, SessionKey, SessionKeys, TlsFiles,
+    AddressLimits, ApiKey, BackplaneConfig, Config, CreateAccess, Credentials, GatewayError,
+    JwtKey, MIN_SECRET_BYTES, Quota, Server, SessionKey, SessionKeys, TlsFiles,
 };
 use quizgate_telemetry::{LogFormat, TraceConfig};
 use tokio_util::sync::CancellationToken;
@@ -342,12 +342,8 @@ impl Cli {
         }
         let session_keys = SessionKeys::new(session_keys, self.session_ttl);
         let tls = match (self.tls_cert.clone(), self.tls_key.clone()) {
-            (Some(cert), Some(key)) => {
-                let files = TlsFiles { cert, key };
-                quizgate_gateway::check_tls(&files)
-                    .map_err(|e| format!("invalid QUIZGATE_TLS_CERT / QUIZGATE_TLS_KEY: {e}"))?;
-                Some(files)
-            }
+            // Loaded once, by the server as it binds (a bad pair exits 64 there).
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             (None, None) => None,
             _ => {
                 return Err(
@@ -653,6 +649,10 @@ async fn serve(config: Config) -> ExitCode {
     }
     let server = match Server::bind(config).await {
         Ok(server) => server,
+        Err(GatewayError::Tls(e)) => {
+            eprintln!("quizgate: invalid QUIZGATE_TLS_CERT / QUIZGATE_TLS_KEY: {e}");
+            return ExitCode::from(EX_USAGE);
+        }
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
             return ExitCode::from(EX_UNAVAILABLE);

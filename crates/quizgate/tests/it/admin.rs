@@ -123,6 +123,21 @@ async fn bad_settings_stop_start_up_with_64_naming_the_setting() -> Result<()> {
         assert_eq!(out.status.code(), Some(64), "{name}={value}: {stderr}");
         assert!(stderr.contains(named), "{name}={value}: {stderr}");
     }
+    // TLS files that are not a certificate and a key: checked as the node
+    // loads them, still before it serves anything.
+    let not_pem = std::env::temp_dir().join(format!("quizgate-not-pem-{}", std::process::id()));
+    std::fs::write(&not_pem, "not a certificate")?;
+    let bad_tls = tokio::process::Command::new(BIN)
+        .env("QUIZGATE_LISTEN", "127.0.0.1:0")
+        .env("QUIZGATE_ADMIN_LISTEN", "127.0.0.1:0")
+        .env("QUIZGATE_TLS_CERT", &not_pem)
+        .env("QUIZGATE_TLS_KEY", &not_pem)
+        .output()
+        .await?;
+    let _ = std::fs::remove_file(&not_pem);
+    let stderr = String::from_utf8_lossy(&bad_tls.stderr);
+    assert_eq!(bad_tls.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("QUIZGATE_TLS_CERT"), "{stderr}");
     let no_session_key = tokio::process::Command::new(BIN)
         .env("QUIZGATE_API_KEYS", quizgate_testkit::API_KEY_ENTRY)
         .env("QUIZGATE_REDIS_URL", "redis://127.0.0.1:1")
