@@ -110,7 +110,7 @@ impl Node {
         for code in quizgate_protocol::ErrorCode::ALL {
             m.errors.with_label_values(&[code.as_str()]);
         }
-        let sets: [(&prometheus::IntCounterVec, &[&str]); 5] = [
+        let sets: [(&prometheus::IntCounterVec, &[&str]); 4] = [
             (
                 &m.answers,
                 &[
@@ -122,13 +122,6 @@ impl Node {
                 ],
             ),
             (&m.handshakes, &["ok", "rejected", "timeout", "full"]),
-            (
-                &m.frames_in,
-                &[
-                    "join", "resume", "host", "answer", "start", "next", "skip", "end", "kick",
-                    "lock", "unlock", "ping", "invalid",
-                ],
-            ),
             (
                 &m.refused,
                 &[
@@ -154,6 +147,12 @@ impl Node {
             for v in values {
                 vec.with_label_values(&[v]);
             }
+        }
+        for kind in quizgate_protocol::ClientFrame::KINDS
+            .iter()
+            .chain(&["invalid"])
+        {
+            m.frames_in.with_label_values(&[kind]);
         }
         for call in ["create", "join", "resume", "host", "command", "kick"] {
             m.backplane_call_seconds.with_label_values(&[call]);

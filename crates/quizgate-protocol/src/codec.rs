@@ -278,6 +278,24 @@ mod tests {
         decode(Encoding::Json, s.as_bytes())
     }
 
+    #[test]
+    fn each_listed_kind_decodes_to_itself_once() {
+        let fields = |t: &str| match t {
+            "join" => r#","code":"K7MQ2X","nickname":"a""#,
+            "resume" => r#","token":"t","last_seq":0"#,
+            "host" => r#","code":"K7MQ2X","token":"t""#,
+            "answer" => r#","question":0,"choice":0"#,
+            "kick" => r#","player_id":1"#,
+            _ => "",
+        };
+        for t in ClientFrame::KINDS {
+            let frame = json(&format!(r#"{{"t":"{t}"{}}}"#, fields(t))).expect(t);
+            assert_eq!(frame.kind(), t);
+        }
+        let unique: std::collections::HashSet<_> = ClientFrame::KINDS.iter().collect();
+        assert_eq!(unique.len(), ClientFrame::KINDS.len());
+    }
+
     fn msgpack(v: serde_json::Value) -> Result<ClientFrame, DecodeError> {
         decode(
             Encoding::MsgPack,

@@ -82,6 +82,12 @@ impl ClientFrame {
         }
     }
 
+    /// Every [`ClientFrame::kind`], for metric labels present from the start.
+    pub const KINDS: [&'static str; 12] = [
+        "join", "resume", "host", "answer", "start", "next", "skip", "end", "kick", "lock",
+        "unlock", "ping",
+    ];
+
     /// The frame's `t`, for logs and metric labels (a bounded set).
     pub fn kind(&self) -> &'static str {
         match self {
