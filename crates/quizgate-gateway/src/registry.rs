@@ -652,12 +652,11 @@ impl Registry {
         }
         self.metrics.frames_out.inc_by(direct);
         if !span.is_disabled() {
-            span.record("members", room.read().len() as u64);
-            span.record("written", direct / shared.len() as u64);
-            span.record(
-                "queued_or_slow",
-                (room.read().len() as u64).saturating_sub(direct / shared.len() as u64),
-            );
+            let members = room.read().len() as u64;
+            let written = direct / shared.len() as u64;
+            span.record("members", members);
+            span.record("written", written);
+            span.record("queued_or_slow", members.saturating_sub(written));
             span.record("encode_us", encoded.as_micros() as u64);
             span.record("write_us", (started.elapsed() - encoded).as_micros() as u64);
         }
